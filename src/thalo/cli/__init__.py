@@ -1,0 +1,1 @@
+"""The ``thalo`` command-line interface."""

@@ -1,0 +1,301 @@
+"""The ThaloError tree: every error thalo raises on purpose.
+
+Errors carry structured fields and build their message from them. Each knows
+the CLI exit code (shared/DESIGN.md, "Exit codes of the CLI") and the HTTP
+status it maps to, so the interfaces never guess.
+
+    ThaloError                        2 / 400
+    ├── UsageError                    2 / 400   bad arguments, unknown names
+    │   ├── UnknownAggregate          2 / 404
+    │   └── UnknownCommand            2 / 404
+    ├── SchemaError                   2 / 400   ESDL that does not compile
+    ├── PayloadInvalid                2 / 422   JSON that breaks the schema
+    ├── CommandRejected               1 / 409   the aggregate refused (domain error)
+    ├── StoreError                    5 / 503
+    │   ├── StoreUnavailable          5 / 503   cannot connect / server refused
+    │   ├── StoreURLInvalid           2 / 400   unknown scheme, malformed URL
+    │   ├── StoreNotInitialized       2 / 400   schema / Message DB missing
+    │   ├── InvalidStreamName         2 / 400
+    │   ├── InvalidMessage            2 / 400   non-object data, unserializable metadata
+    │   └── WrongExpectedVersion      3 / 409   optimistic concurrency conflict
+    ├── WasmError                     2 / 400
+    │   ├── InvalidModule             2 / 400   not a component / wrong world / corrupt
+    │   ├── BuildError                2 / 400   componentize-py or project config failed
+    │   └── GuestError                4 / 500   the guest failed at run time
+    │       ├── GuestTrap             4 / 500
+    │       ├── GuestTimeout          4 / 504
+    │       └── GuestOutOfMemory      4 / 507
+    ├── RegistryError                 2 / 400
+    │   ├── ModuleNotFound            2 / 404
+    │   └── VersionNotGreater         2 / 409
+    └── ConcurrencyExhausted          3 / 409   retries could not resolve a conflict
+
+Foreign exceptions (sqlite3, psycopg, wasmtime) are translated once, at the
+layer boundary, and chained with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BuildError",
+    "CommandRejected",
+    "ConcurrencyExhausted",
+    "GuestError",
+    "GuestOutOfMemory",
+    "GuestTimeout",
+    "GuestTrap",
+    "InvalidMessage",
+    "InvalidModule",
+    "InvalidStreamName",
+    "ModuleNotFound",
+    "PayloadInvalid",
+    "RegistryError",
+    "SchemaError",
+    "SourceLocation",
+    "StoreError",
+    "StoreNotInitialized",
+    "StoreURLInvalid",
+    "StoreUnavailable",
+    "ThaloError",
+    "UnknownAggregate",
+    "UnknownCommand",
+    "UsageError",
+    "Violation",
+    "WasmError",
+    "WrongExpectedVersion",
+]
+
+from dataclasses import dataclass
+
+
+class ThaloError(Exception):
+    """Root of every error thalo raises deliberately."""
+
+    exit_code: int = 2
+    http_status: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready description, used by ``--json`` output and the HTTP API."""
+        return {"error": type(self).__name__, "message": self.message}
+
+
+# --- usage -------------------------------------------------------------------
+
+
+class UsageError(ThaloError):
+    """The caller asked for something that cannot be done as asked."""
+
+
+class UnknownAggregate(UsageError):
+    http_status = 404
+
+    def __init__(self, aggregate: str) -> None:
+        super().__init__(f"unknown aggregate {aggregate!r}: no module of that name is published")
+        self.aggregate = aggregate
+
+
+class UnknownCommand(UsageError):
+    http_status = 404
+
+    def __init__(self, aggregate: str, command: str, known: tuple[str, ...] = ()) -> None:
+        hint = f" (known: {', '.join(known)})" if known else ""
+        super().__init__(f"aggregate {aggregate!r} has no command {command!r}{hint}")
+        self.aggregate = aggregate
+        self.command = command
+        self.known = known
+
+
+# --- schema ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """A point in an ESDL source: 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+
+class SchemaError(ThaloError):
+    """ESDL that does not parse or does not validate.
+
+    ``diagnostics`` holds every error found (the parser goes on where it can);
+    the message renders all of them compiler-style, with the source line and a
+    caret.
+    """
+
+    def __init__(self, message: str, diagnostics: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One way a JSON value breaks the schema: where (a JSON path) and why."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class PayloadInvalid(ThaloError):
+    """A command payload or an event's data does not match the schema."""
+
+    http_status = 422
+
+    def __init__(self, what: str, violations: tuple[Violation, ...]) -> None:
+        lines = "\n".join(f"  {v}" for v in violations)
+        super().__init__(f"{what} does not match the schema:\n{lines}")
+        self.what = what
+        self.violations = violations
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **super().to_dict(),
+            "violations": [{"path": v.path, "message": v.message} for v in self.violations],
+        }
+
+
+# --- domain ------------------------------------------------------------------
+
+
+class CommandRejected(ThaloError):
+    """The aggregate refused the command: a domain decision, not a failure."""
+
+    exit_code = 1
+    http_status = 409
+
+    def __init__(self, aggregate: str, entity_id: str, command: str, reason: str) -> None:
+        super().__init__(f"{aggregate} {entity_id!r} rejected {command}: {reason}")
+        self.aggregate = aggregate
+        self.entity_id = entity_id
+        self.command = command
+        self.reason = reason
+
+
+# --- store -------------------------------------------------------------------
+
+
+class StoreError(ThaloError):
+    """The message store failed."""
+
+    exit_code = 5
+    http_status = 503
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or refused the connection."""
+
+
+class StoreURLInvalid(StoreError):
+    exit_code = 2
+    http_status = 400
+
+
+class StoreNotInitialized(StoreError):
+    exit_code = 2
+    http_status = 400
+
+
+class InvalidStreamName(StoreError):
+    exit_code = 2
+    http_status = 400
+
+    def __init__(self, stream_name: object, reason: str) -> None:
+        super().__init__(f"invalid stream name {stream_name!r}: {reason}")
+        self.stream_name = stream_name
+        self.reason = reason
+
+
+class InvalidMessage(StoreError):
+    exit_code = 2
+    http_status = 400
+
+
+class WrongExpectedVersion(StoreError):
+    """Optimistic concurrency: the stream is not at the version the writer expected."""
+
+    exit_code = 3
+    http_status = 409
+
+    def __init__(self, stream_name: str, expected: int, actual: int) -> None:
+        actual_text = "the stream does not exist" if actual == -1 else f"stream version is {actual}"
+        super().__init__(
+            f"wrong expected version for stream {stream_name!r}: "
+            f"expected {expected}, but {actual_text}"
+        )
+        self.stream_name = stream_name
+        self.expected = expected
+        self.actual = actual
+
+
+# --- wasm --------------------------------------------------------------------
+
+
+class WasmError(ThaloError):
+    """A WebAssembly module could not be built, loaded or run."""
+
+
+class InvalidModule(WasmError):
+    """The bytes are not a component implementing thalo's world."""
+
+
+class BuildError(WasmError):
+    """``thalo build`` could not produce a component."""
+
+
+class GuestError(WasmError):
+    """The guest failed while running; the instance was discarded."""
+
+    exit_code = 4
+    http_status = 500
+
+
+class GuestTrap(GuestError):
+    pass
+
+
+class GuestTimeout(GuestError):
+    http_status = 504
+
+
+class GuestOutOfMemory(GuestError):
+    http_status = 507
+
+
+# --- registry & runtime ------------------------------------------------------
+
+
+class RegistryError(ThaloError):
+    """Publishing or resolving a module failed."""
+
+
+class ModuleNotFound(RegistryError):
+    http_status = 404
+
+
+class VersionNotGreater(RegistryError):
+    http_status = 409
+
+    def __init__(self, aggregate: str, version: str, latest: str) -> None:
+        super().__init__(
+            f"cannot publish {aggregate} {version}: it must be greater than the latest "
+            f"published version {latest}"
+        )
+        self.aggregate = aggregate
+        self.version = version
+        self.latest = latest
+
+
+class ConcurrencyExhausted(ThaloError):
+    """Retries after concurrency conflicts did not succeed."""
+
+    exit_code = 3
+    http_status = 409
