@@ -17,6 +17,8 @@ status it maps to, so the interfaces never guess.
     │   ├── StoreNotInitialized       2 / 400   schema / Message DB missing
     │   ├── InvalidStreamName         2 / 400
     │   ├── InvalidMessage            2 / 400   non-object data, unserializable metadata
+    │   │   └── DuplicateMessageId    2 / 409   a message with that id is already recorded
+    │   ├── InvalidStoreArgument      2 / 400   batch size, consumer group, correlation, condition
     │   └── WrongExpectedVersion      3 / 409   optimistic concurrency conflict
     ├── WasmError                     2 / 400
     │   ├── InvalidModule             2 / 400   not a component / wrong world / corrupt
@@ -40,12 +42,14 @@ __all__ = [
     "BuildError",
     "CommandRejected",
     "ConcurrencyExhausted",
+    "DuplicateMessageId",
     "GuestError",
     "GuestOutOfMemory",
     "GuestTimeout",
     "GuestTrap",
     "InvalidMessage",
     "InvalidModule",
+    "InvalidStoreArgument",
     "InvalidStreamName",
     "ModuleNotFound",
     "PayloadInvalid",
@@ -215,6 +219,26 @@ class InvalidStreamName(StoreError):
 
 
 class InvalidMessage(StoreError):
+    exit_code = 2
+    http_status = 400
+
+
+class DuplicateMessageId(InvalidMessage):
+    """A message id is unique store-wide; this one is already recorded (nothing was written)."""
+
+    http_status = 409
+
+    def __init__(self, message_id: str, stream_name: str) -> None:
+        super().__init__(
+            f"message id {message_id} is already recorded; nothing was written to {stream_name!r}"
+        )
+        self.message_id = message_id
+        self.stream_name = stream_name
+
+
+class InvalidStoreArgument(StoreError):
+    """A read or write argument outside its domain (Message DB's own error text when it has one)."""
+
     exit_code = 2
     http_status = 400
 
