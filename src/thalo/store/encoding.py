@@ -1,0 +1,132 @@
+"""Messages to and from the database: validation, strict JSON, and rows back to ``Message``.
+
+Both backends encode through here, so bad input is refused with the same error
+and text everywhere, before anything reaches a database.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EncodedMessage",
+    "decode_json",
+    "encode_messages",
+    "message_from_row",
+]
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from thalo.core import Message, NewMessage, validate_stream_name
+from thalo.errors import InvalidMessage
+
+# Strict JSON: datetimes and dataclasses are not silently turned into strings
+# or objects; they reach _reject and become InvalidMessage.
+_DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedMessage:
+    """A validated message ready for a database: canonical UUID text and JSON text."""
+
+    id: str
+    type: str
+    data: str
+    metadata: str | None
+    metadata_value: dict[str, Any] | None
+
+
+def _reject(value: object) -> None:
+    raise TypeError(f"{type(value).__name__} is not a JSON type")
+
+
+def _dumps(value: object, what: str, message_type: str) -> str:
+    try:
+        text = orjson.dumps(value, option=_DUMP_OPTIONS, default=_reject)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidMessage(
+            f"the {what} of message {message_type!r} is not JSON-serializable: {exc}"
+        ) from exc
+    if b"\\u0000" in text:
+        raise InvalidMessage(
+            f"the {what} of message {message_type!r} contains a NUL character (\\u0000), "
+            "which PostgreSQL cannot store"
+        )
+    return text.decode()
+
+
+def _encode(message: object) -> EncodedMessage:
+    if not isinstance(message, NewMessage):
+        raise InvalidMessage(
+            f"expected a thalo.core.NewMessage to write, got {type(message).__name__}"
+        )
+    if not isinstance(message.type, str) or not message.type:
+        raise InvalidMessage(f"a message type must be a non-empty string, got {message.type!r}")
+    try:
+        canonical_id = str(uuid.UUID(message.id))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidMessage(
+            f"the id of message {message.type!r} must be a UUID, got {message.id!r}"
+        ) from exc
+    if not isinstance(message.data, dict):
+        raise InvalidMessage(
+            f"the data of message {message.type!r} must be a JSON object (a dict), "
+            f"got {type(message.data).__name__}"
+        )
+    if message.metadata is not None and not isinstance(message.metadata, dict):
+        raise InvalidMessage(
+            f"the metadata of message {message.type!r} must be a JSON object (a dict) or None, "
+            f"got {type(message.metadata).__name__}"
+        )
+    data = _dumps(message.data, "data", message.type)
+    metadata = (
+        None if message.metadata is None else _dumps(message.metadata, "metadata", message.type)
+    )
+    return EncodedMessage(canonical_id, message.type, data, metadata, message.metadata)
+
+
+def encode_messages(stream_name: object, messages: Sequence[object]) -> list[EncodedMessage]:
+    """Validate the stream name and every message; raise before anything is written."""
+    validate_stream_name(stream_name)
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise InvalidMessage(
+            f"expected a sequence of NewMessage to write, got {type(messages).__name__}"
+        )
+    if not messages:
+        raise InvalidMessage(f"nothing to write to {stream_name!r}: the list of messages is empty")
+    encoded = [_encode(message) for message in messages]
+    ids = [m.id for m in encoded]
+    if len(set(ids)) != len(ids):
+        raise InvalidMessage(
+            f"the messages to write to {stream_name!r} repeat a message id; ids must be unique"
+        )
+    return encoded
+
+
+def decode_json(text: str | bytes | None) -> Any:
+    """JSON text from the database to Python; SQL NULL stays None."""
+    return None if text is None else orjson.loads(text)
+
+
+def message_from_row(row: Sequence[Any]) -> Message:
+    """A row ``(id, stream_name, type, position, global_position, data, metadata, time)``.
+
+    ``time`` may be a naive UTC datetime (PostgreSQL's ``timestamp``) or its ISO text
+    (SQLite); either way the Message carries an aware UTC datetime.
+    """
+    ident, stream, message_type, position, global_position, data, metadata, time = row
+    moment = time if isinstance(time, datetime) else datetime.fromisoformat(time)
+    return Message(
+        id=str(ident),
+        stream_name=stream,
+        type=message_type,
+        position=position,
+        global_position=global_position,
+        data=orjson.loads(data) if data is not None else {},
+        metadata=None if metadata is None else orjson.loads(metadata),
+        time=moment.replace(tzinfo=UTC),
+    )

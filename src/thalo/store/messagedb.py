@@ -1,0 +1,356 @@
+"""The Message DB backend: psycopg 3 (async, pooled) calling Message DB's own SQL functions.
+
+thalo never reimplements Message DB on PostgreSQL: writes call
+``write_message`` (several messages: one transaction, pipelined), reads call
+``get_stream_messages`` / ``get_category_messages`` / ``get_last_stream_message``
+/ ``stream_version``. Arguments are checked in Python first, with Message DB's
+own error texts, so a bad call never reaches the server and fails the same way
+on SQLite. Every connection sets ``search_path=message_store,public`` (Message
+DB's functions call each other unqualified).
+"""
+
+from __future__ import annotations
+
+__all__ = ["MessageDbStore", "connection_options"]
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Self
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from thalo.core import Message, NewMessage, validate_stream_name
+from thalo.errors import (
+    DuplicateMessageId,
+    InvalidMessage,
+    InvalidStoreArgument,
+    StoreError,
+    StoreNotInitialized,
+    StoreUnavailable,
+    StoreURLInvalid,
+    WrongExpectedVersion,
+)
+from thalo.store.arguments import (
+    CONDITION_NOT_ACTIVATED,
+    check_batch_size,
+    check_category_read,
+    check_expected_version,
+    check_position,
+    check_stream_read,
+)
+from thalo.store.encoding import EncodedMessage, encode_messages, message_from_row
+from thalo.store.interface import Dialect, SqlTransaction
+from thalo.store.sql import CONDITION_HINT
+from thalo.store.url import redact_url
+
+THALO_SCHEMA = "thalo"
+CONNECT_TIMEOUT_SECONDS = 10
+POOL_MAX_SIZE = 16
+
+_WRITE = (
+    "SELECT write_message(%s::varchar, %s::varchar, %s::varchar, %s::jsonb, %s::jsonb, %s::bigint)"
+)
+_GET_STREAM = "SELECT * FROM get_stream_messages(%s::varchar, %s::bigint, %s::bigint, %s::varchar)"
+_GET_CATEGORY = (
+    "SELECT * FROM get_category_messages(%s::varchar, %s::bigint, %s::bigint, %s::varchar, "
+    "%s::bigint, %s::bigint, %s::varchar)"
+)
+_GET_LAST = "SELECT * FROM get_last_stream_message(%s::varchar, %s::varchar)"
+_VERSION = "SELECT stream_version(%s::varchar)"
+
+_WRONG_VERSION = re.compile(r"^Wrong expected version: .* Stream Version: (-?\d+)\)$", re.S)
+_DUPLICATE_KEY = re.compile(r"\(id\)=\(([^)]*)\)")
+
+
+def connection_options(url: str, *, sql_condition: bool = False) -> dict[str, Any]:
+    """psycopg connect keywords: Message DB's search_path (plus the URL's own options)."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise StoreURLInvalid(f"invalid PostgreSQL URL {redact_url(url)!r}: {exc}") from exc
+    options = str(info.get("options") or "")
+    options += " -c search_path=message_store,public"
+    if sql_condition:
+        options += " -c message_store.sql_condition=on"
+    kwargs: dict[str, Any] = {"options": options.strip(), "autocommit": True}
+    if "connect_timeout" not in info:
+        kwargs["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    return kwargs
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def unavailable(url: str, exc: BaseException) -> StoreUnavailable:
+    """A connection failure, with what to check."""
+    return StoreUnavailable(
+        f"cannot connect to PostgreSQL at {redact_url(url)}: {_first_line(exc)}. Check that the "
+        "server is running and that the URL's host, port, user, password and database are right"
+    )
+
+
+def _translate(
+    exc: BaseException, url: str, stream_name: str | None = None, expected: int | None = None
+) -> StoreError:
+    """A psycopg failure as thalo's store error."""
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)):
+        return unavailable(url, exc)
+    if isinstance(exc, pg_errors.RaiseException):
+        text = exc.diag.message_primary or str(exc)
+        wrong = _WRONG_VERSION.match(text)
+        if wrong and stream_name is not None and expected is not None:
+            return WrongExpectedVersion(stream_name, expected, int(wrong.group(1)))
+        if text.startswith(CONDITION_NOT_ACTIVATED):
+            return InvalidStoreArgument(CONDITION_NOT_ACTIVATED + CONDITION_HINT)
+        return InvalidStoreArgument(text)
+    if isinstance(exc, pg_errors.UniqueViolation) and stream_name is not None:
+        found = _DUPLICATE_KEY.search(exc.diag.message_detail or "")
+        return DuplicateMessageId(found.group(1) if found else "?", stream_name)
+    if isinstance(exc, psycopg.DataError):
+        return InvalidMessage(f"PostgreSQL refused the message: {_first_line(exc)}")
+    return StoreError(f"PostgreSQL failed: {_first_line(exc)}")
+
+
+class _PgTransaction:
+    """The SqlTransaction of a Message DB store: one connection, search_path ``thalo`` first."""
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self._connection = connection
+
+    @property
+    def dialect(self) -> Dialect:
+        return "postgresql"
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            cursor = await self._connection.execute(sql, tuple(params))
+            return list(await cursor.fetchall()) if cursor.description else []
+        except psycopg.Error as exc:
+            raise StoreError(f"SQL failed: {_first_line(exc)} (in: {sql})") from exc
+
+
+class MessageDbStore:
+    """Message DB on PostgreSQL. Open it with ``thalo.store.open_store("postgresql://…")``."""
+
+    def __init__(self, url: str, pool: AsyncConnectionPool[Any]) -> None:
+        self._url = url
+        self._pool = pool
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, *, sql_condition: bool = False) -> MessageDbStore:
+        """Connect, check that Message DB is installed, and start the pool."""
+        kwargs = connection_options(url, sql_condition=sql_condition)
+        try:
+            probe = await psycopg.AsyncConnection.connect(url, **kwargs)
+        except psycopg.Error as exc:
+            raise unavailable(url, exc) from exc
+        async with probe:
+            try:
+                await probe.execute("SELECT message_store_version()")
+            except pg_errors.UndefinedFunction as exc:
+                raise StoreNotInitialized(
+                    f"Message DB is not installed in the database at {redact_url(url)}: "
+                    f"run `thalo store init {redact_url(url)}`"
+                ) from exc
+            except psycopg.Error as exc:
+                raise _translate(exc, url) from exc
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            url,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=POOL_MAX_SIZE,
+            open=False,
+            timeout=CONNECT_TIMEOUT_SECONDS,
+            name="thalo-messagedb",
+        )
+        try:
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+        except PoolTimeout as exc:
+            await pool.close()
+            raise unavailable(url, exc) from exc
+        return cls(redact_url(url), pool)
+
+    # --- the MessageStore protocol ------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def dialect(self) -> Dialect:
+        return "postgresql"
+
+    async def write_message(
+        self, stream_name: str, message: NewMessage, expected_version: int | None = None
+    ) -> int:
+        return await self.write_messages(stream_name, [message], expected_version)
+
+    async def write_messages(
+        self,
+        stream_name: str,
+        messages: Sequence[NewMessage],
+        expected_version: int | None = None,
+    ) -> int:
+        encoded = encode_messages(stream_name, messages)
+        expected = check_expected_version(expected_version)
+        params = _write_params(stream_name, encoded, expected)
+        try:
+            async with self._pool.connection() as connection:
+                if len(params) == 1:
+                    cursor = await connection.execute(_WRITE, params[0])
+                    row = await cursor.fetchone()
+                    assert row is not None
+                    return int(row[0])
+                async with connection.transaction(), connection.cursor() as cursor:
+                    # executemany pipelines the calls: one round trip for the batch.
+                    await cursor.executemany(_WRITE, params, returning=True)
+                    position = -1
+                    while True:
+                        row = await cursor.fetchone()
+                        if row is not None:
+                            position = int(row[0])
+                        if not cursor.nextset():
+                            return position
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise _translate(exc, self._url, stream_name, expected) from exc
+
+    async def get_stream_messages(
+        self,
+        stream_name: str,
+        position: int = 0,
+        batch_size: int = 1000,
+        condition: str | None = None,
+    ) -> list[Message]:
+        name = check_stream_read(stream_name)
+        args = (name, check_position(position), check_batch_size(batch_size), _sql(condition))
+        return await self._read(_GET_STREAM, args, condition)
+
+    async def get_category_messages(
+        self,
+        category: str,
+        position: int = 1,
+        batch_size: int = 1000,
+        correlation: str | None = None,
+        consumer_group_member: int | None = None,
+        consumer_group_size: int | None = None,
+        condition: str | None = None,
+    ) -> list[Message]:
+        name, correlation, member, size = check_category_read(
+            category, correlation, consumer_group_member, consumer_group_size
+        )
+        args = (
+            name,
+            check_position(position),
+            check_batch_size(batch_size),
+            correlation,
+            member,
+            size,
+            _sql(condition),
+        )
+        return await self._read(_GET_CATEGORY, args, condition)
+
+    async def get_last_stream_message(
+        self, stream_name: str, type: str | None = None
+    ) -> Message | None:
+        name = validate_stream_name(stream_name)
+        if type is not None and not isinstance(type, str):
+            raise InvalidStoreArgument(f"type must be a message type name, got {type!r}")
+        found = await self._read(_GET_LAST, (name, type), None)
+        return found[0] if found else None
+
+    async def stream_version(self, stream_name: str) -> int | None:
+        name = validate_stream_name(stream_name)
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(_VERSION, (name,))
+                row = await cursor.fetchone()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise _translate(exc, self._url) from exc
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def init(self) -> list[str]:
+        """Create thalo's own schema (``thalo``) beside Message DB's; idempotent."""
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(
+                    "SELECT to_regnamespace(%s) IS NOT NULL", (THALO_SCHEMA,)
+                )
+                row = await cursor.fetchone()
+                await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {THALO_SCHEMA}")
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise _translate(exc, self._url) from exc
+        if row is not None and row[0]:
+            return [f"schema {THALO_SCHEMA} (thalo's own tables) already exists"]
+        return [f"created schema {THALO_SCHEMA} (thalo's own tables)"]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlTransaction]:
+        """Own-tables transaction on one pooled connection; unqualified names go to ``thalo``."""
+        try:
+            async with self._pool.connection() as connection, connection.transaction():
+                await connection.execute(
+                    f"SET LOCAL search_path = {THALO_SCHEMA}, message_store, public"
+                )
+                yield _PgTransaction(connection)
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            raise _translate(exc, self._url) from exc
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._pool.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- helpers --------------------------------------------------------------------
+
+    async def _read(self, sql: str, args: tuple[Any, ...], condition: str | None) -> list[Message]:
+        try:
+            async with self._pool.connection() as connection:
+                cursor = await connection.execute(sql, args)
+                rows = await cursor.fetchall()
+        except pg_errors.RaiseException as exc:
+            raise _translate(exc, self._url) from exc
+        except (psycopg.ProgrammingError, psycopg.DataError) as exc:
+            if condition is not None:
+                raise InvalidStoreArgument(
+                    f"the SQL condition {condition!r} failed: {_first_line(exc)}"
+                ) from exc
+            raise _translate(exc, self._url) from exc
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise _translate(exc, self._url) from exc
+        return [message_from_row(row) for row in rows]
+
+
+def _sql(condition: object) -> str | None:
+    if condition is not None and not isinstance(condition, str):
+        raise InvalidStoreArgument(f"condition must be SQL text, got {condition!r}")
+    return condition
+
+
+def _write_params(
+    stream_name: str, encoded: list[EncodedMessage], expected: int | None
+) -> list[tuple[Any, ...]]:
+    """One ``write_message`` call per message; the expected version advances as Eventide's does."""
+    return [
+        (m.id, stream_name, m.type, m.data, m.metadata, None if expected is None else expected + i)
+        for i, m in enumerate(encoded)
+    ]

@@ -1,0 +1,558 @@
+"""The embedded message store: one SQLite file (WAL), Message DB's semantics.
+
+- **Writes** go to one connection thread per store. It commits every write
+  queued at that moment in one ``BEGIN IMMEDIATE`` transaction (group commit);
+  each caller's expected-version check runs in order inside it, and a caller
+  whose check fails gets ``WrongExpectedVersion`` while the others commit.
+  ``BEGIN IMMEDIATE`` takes SQLite's write lock before the check, so writers in
+  other processes are serialized too: two processes can never both win the
+  same expected version.
+- **Global positions** are the table's rowid, assigned ``max + 1`` inside the
+  write lock: increasing and gap-free (a rolled-back write leaves no hole).
+- **Reads** use a second connection on its own thread (WAL readers never wait
+  for the writer), except for ``:memory:``, where one connection does all.
+- **Durability**: ``synchronous=FULL`` by default, so a write acknowledged is
+  on disk even after a power cut; group commit amortizes the fsync across
+  concurrent writers. ``?synchronous=normal`` in the URL trades the last
+  transactions on power loss (never on a crash of the process) for speed.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SqliteStore"]
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import orjson
+
+from thalo.core import Message, NewMessage, cardinal_id, category, validate_stream_name
+from thalo.errors import (
+    DuplicateMessageId,
+    InvalidStoreArgument,
+    StoreError,
+    StoreNotInitialized,
+    StoreUnavailable,
+    ThaloError,
+    WrongExpectedVersion,
+)
+from thalo.store.arguments import (
+    CONDITION_NOT_ACTIVATED,
+    check_batch_size,
+    check_category_read,
+    check_expected_version,
+    check_position,
+    check_stream_read,
+)
+from thalo.store.encoding import EncodedMessage, encode_messages, message_from_row
+from thalo.store.interface import Dialect, SqlTransaction
+from thalo.store.partition import hash_64
+from thalo.store.sql import CONDITION_HINT, to_qmark
+from thalo.store.sqlite_thread import (
+    Call,
+    ConnectionThread,
+    Job,
+    Session,
+    SessionRequest,
+)
+
+Synchronous = Literal["full", "normal"]
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 30.0
+
+# Message DB's columns, plus three derived at write time so that category reads,
+# correlation and consumer groups are index- or column-lookups.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+  global_position INTEGER PRIMARY KEY,
+  position INTEGER NOT NULL,
+  time TEXT NOT NULL,
+  stream_name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  data TEXT NOT NULL,
+  metadata TEXT,
+  id TEXT NOT NULL,
+  category TEXT NOT NULL,
+  cardinal_hash INTEGER,
+  correlation_category TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_id ON messages (id);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_stream ON messages (stream_name, position);
+CREATE INDEX IF NOT EXISTS messages_category ON messages (category, global_position);
+"""
+
+_COLUMNS = "id, stream_name, type, position, global_position, data, metadata, time"
+_VERSION_SQL = "SELECT max(position) FROM messages WHERE stream_name = ?"
+_INSERT_SQL = (
+    "INSERT INTO messages (position, time, stream_name, type, data, metadata, id, "
+    "category, cardinal_hash, correlation_category) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# Set while a task is inside SqliteStore.transaction(): the writer thread is
+# held by that transaction, so a message write from the same task would wait
+# for itself.
+_OPEN_TRANSACTION: ContextVar[SqliteStore | None] = ContextVar("thalo_sqlite_tx", default=None)
+
+
+class _Write(Job):
+    __slots__ = ("encoded", "expected_version", "stream_name")
+
+    def __init__(
+        self, stream_name: str, encoded: list[EncodedMessage], expected_version: int | None
+    ) -> None:
+        super().__init__()
+        self.stream_name = stream_name
+        self.encoded = encoded
+        self.expected_version = expected_version
+
+
+def _now() -> str:
+    """Message DB's time format: UTC, without zone, microseconds."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _correlation_category(metadata: dict[str, Any] | None) -> str | None:
+    """``category(metadata->>'correlationStreamName')`` as PostgreSQL evaluates it."""
+    if metadata is None:
+        return None
+    value = metadata.get("correlationStreamName")
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return category(text)
+
+
+def _translate(exc: sqlite3.Error, doing: str) -> StoreError:
+    """A foreign sqlite3 error as a store error a person can act on."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return StoreUnavailable(
+            f"could not {doing}: the SQLite file stayed locked by another process for "
+            f"{BUSY_TIMEOUT_SECONDS:.0f} s ({text})"
+        )
+    return StoreUnavailable(f"could not {doing}: SQLite failed: {text}")
+
+
+def _insert(connection: sqlite3.Connection, job: _Write, now: str) -> int:
+    """Check the expected version and insert the job's messages; return the last position."""
+    stream = job.stream_name
+    (version,) = connection.execute(_VERSION_SQL, (stream,)).fetchone()
+    version = -1 if version is None else version
+    if job.expected_version is not None and job.expected_version != version:
+        raise WrongExpectedVersion(stream, job.expected_version, version)
+    ident = cardinal_id(stream)
+    cat = category(stream)
+    cardinal_hash = None if ident is None else hash_64(ident)
+    rows = [
+        (
+            version + 1 + offset,
+            now,
+            stream,
+            m.type,
+            m.data,
+            m.metadata,
+            m.id,
+            cat,
+            cardinal_hash,
+            _correlation_category(m.metadata_value),
+        )
+        for offset, m in enumerate(job.encoded)
+    ]
+    if len(rows) == 1:
+        # One statement is atomic by itself: no savepoint needed.
+        try:
+            connection.execute(_INSERT_SQL, rows[0])
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateMessageId(job.encoded[0].id, stream) from exc
+        return version + 1
+    connection.execute("SAVEPOINT thalo_write")
+    try:
+        connection.executemany(_INSERT_SQL, rows)
+    except sqlite3.IntegrityError as exc:
+        connection.execute("ROLLBACK TO thalo_write")
+        connection.execute("RELEASE thalo_write")
+        ids = [m.id for m in job.encoded]
+        marks = ", ".join("?" * len(ids))
+        found = {
+            r[0] for r in connection.execute(f"SELECT id FROM messages WHERE id IN ({marks})", ids)
+        }
+        duplicate = next((i for i in ids if i in found), ids[0])
+        raise DuplicateMessageId(duplicate, stream) from exc
+    connection.execute("RELEASE thalo_write")
+    return version + len(rows)
+
+
+def _write_batch(
+    connection: sqlite3.Connection, jobs: list[_Write]
+) -> list[tuple[Job, Any, BaseException | None]]:
+    """Group commit: every job in one transaction; a job's own failure fails only that job."""
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        error = _translate(exc, "start a write transaction")
+        return [(job, None, error) for job in jobs]
+    now = _now()
+    outcomes: list[tuple[Job, Any, BaseException | None]] = []
+    try:
+        for job in jobs:
+            try:
+                outcomes.append((job, _insert(connection, job, now), None))
+            except ThaloError as exc:
+                outcomes.append((job, None, exc))
+        connection.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        error = _translate(exc, "write messages")
+        return [(job, None, error) for job in jobs]
+    return outcomes
+
+
+def _serve_session(connection: sqlite3.Connection, session: Session) -> None:
+    """Run one caller's own-tables transaction on the writer connection to its end."""
+    from thalo.store.sqlite_thread import settle
+
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        settle([(session, None, _translate(exc, "start a transaction"))])
+        return
+    settle([(session, None, None)])
+    while True:
+        request = session.requests.get()
+        try:
+            if request.kind == "execute":
+                rows = connection.execute(request.sql, request.params).fetchall()
+                settle([(request, rows, None)])
+                continue
+            if connection.in_transaction:
+                connection.execute("COMMIT" if request.kind == "commit" else "ROLLBACK")
+            settle([(request, None, None)])
+            return
+        except sqlite3.Error as exc:
+            if request.kind != "execute":
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                settle([(request, None, _translate(exc, "commit a transaction"))])
+                return
+            settle([(request, None, StoreError(f"SQL failed: {exc} (in: {request.sql})"))])
+
+
+class _SqliteTransaction:
+    """The SqlTransaction of a SQLite store: statements run on the writer thread."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @property
+    def dialect(self) -> Dialect:
+        return "sqlite"
+
+    async def _send(self, request: SessionRequest) -> Any:
+        self._session.requests.put(request)
+        return await request.future
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = await self._send(
+            SessionRequest("execute", to_qmark(sql), tuple(params))
+        )
+        return rows
+
+
+def _connect(
+    target: str, *, uri: bool, synchronous: Synchronous, read_only: bool
+) -> sqlite3.Connection:
+    connection = sqlite3.connect(
+        target,
+        uri=uri,
+        timeout=BUSY_TIMEOUT_SECONDS,
+        isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+        check_same_thread=False,  # each connection is used by one thread at a time
+        cached_statements=256,
+    )
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    if read_only:
+        connection.execute("PRAGMA query_only=1")
+    return connection
+
+
+def _create_schema(connection: sqlite3.Connection, location: str) -> None:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise StoreNotInitialized(
+                f"{location} was created by a newer thalo (store schema {version}, this thalo "
+                f"knows {SCHEMA_VERSION}); upgrade thalo to open it"
+            )
+        if version == 0:
+            foreign = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'"
+            ).fetchone()
+            if foreign is not None:
+                raise StoreNotInitialized(
+                    f"{location} already has a 'messages' table that thalo did not create; "
+                    "use another file for the message store"
+                )
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+class SqliteStore:
+    """The embedded backend. Open it with ``thalo.store.open_store("sqlite:///file.db")``."""
+
+    def __init__(
+        self,
+        url: str,
+        writer: ConnectionThread,
+        reader: ConnectionThread,
+        *,
+        sql_condition: bool,
+    ) -> None:
+        self._url = url
+        self._writer = writer
+        self._reader = reader
+        self._sql_condition = sql_condition
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        path: Path | None,
+        *,
+        synchronous: Synchronous = "full",
+        sql_condition: bool = False,
+    ) -> SqliteStore:
+        """Open (creating file and schema if missing) the store at ``path``; None: in memory."""
+        location = ":memory:" if path is None else str(path)
+
+        def connect() -> tuple[sqlite3.Connection, sqlite3.Connection | None]:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            writer = _connect(location, uri=False, synchronous=synchronous, read_only=False)
+            try:
+                _create_schema(writer, location)
+                reader = (
+                    None
+                    if path is None
+                    else _connect(location, uri=False, synchronous=synchronous, read_only=True)
+                )
+            except BaseException:
+                writer.close()
+                raise
+            return writer, reader
+
+        try:
+            writer_connection, reader_connection = await asyncio.to_thread(connect)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(
+                f"cannot open the SQLite store {location}: {exc}; check that the path is a "
+                "writable directory and the file is a thalo SQLite store"
+            ) from exc
+        writer = ConnectionThread(
+            "thalo-sqlite-writer",
+            writer_connection,
+            write_type=_Write,
+            write_batch=_write_batch,
+            serve_session=_serve_session,
+        )
+        writer.start()
+        if reader_connection is None:
+            reader = writer
+        else:
+            reader = ConnectionThread("thalo-sqlite-reader", reader_connection)
+            reader.start()
+        return cls(url, writer, reader, sql_condition=sql_condition)
+
+    # --- the MessageStore protocol ------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def dialect(self) -> Dialect:
+        return "sqlite"
+
+    async def write_message(
+        self, stream_name: str, message: NewMessage, expected_version: int | None = None
+    ) -> int:
+        return await self.write_messages(stream_name, [message], expected_version)
+
+    async def write_messages(
+        self,
+        stream_name: str,
+        messages: Sequence[NewMessage],
+        expected_version: int | None = None,
+    ) -> int:
+        encoded = encode_messages(stream_name, messages)
+        expected = check_expected_version(expected_version)
+        self._refuse_inside_transaction("write messages")
+        position: int = await self._writer.submit(_Write(stream_name, encoded, expected))
+        return position
+
+    async def get_stream_messages(
+        self,
+        stream_name: str,
+        position: int = 0,
+        batch_size: int = 1000,
+        condition: str | None = None,
+    ) -> list[Message]:
+        name = check_stream_read(stream_name)
+        args: list[Any] = [name, check_position(position)]
+        sql = f"SELECT {_COLUMNS} FROM messages WHERE stream_name = ? AND position >= ?"
+        sql += self._condition(condition)
+        args.append(check_batch_size(batch_size))
+        sql += " ORDER BY position LIMIT ?"
+        return await self._read(sql, args, condition)
+
+    async def get_category_messages(
+        self,
+        category: str,
+        position: int = 1,
+        batch_size: int = 1000,
+        correlation: str | None = None,
+        consumer_group_member: int | None = None,
+        consumer_group_size: int | None = None,
+        condition: str | None = None,
+    ) -> list[Message]:
+        name, correlation, member, size = check_category_read(
+            category, correlation, consumer_group_member, consumer_group_size
+        )
+        args: list[Any] = [name, check_position(position)]
+        sql = f"SELECT {_COLUMNS} FROM messages WHERE category = ? AND global_position >= ?"
+        if correlation is not None:
+            sql += " AND correlation_category = ?"
+            args.append(correlation)
+        if member is not None:
+            sql += " AND abs(cardinal_hash) % ? = ?"
+            args += [size, member]
+        sql += self._condition(condition)
+        args.append(check_batch_size(batch_size))
+        sql += " ORDER BY global_position LIMIT ?"
+        return await self._read(sql, args, condition)
+
+    async def get_last_stream_message(
+        self, stream_name: str, type: str | None = None
+    ) -> Message | None:
+        args: list[Any] = [validate_stream_name(stream_name)]
+        sql = f"SELECT {_COLUMNS} FROM messages WHERE stream_name = ?"
+        if type is not None:
+            sql += " AND type = ?"
+            args.append(type)
+        found = await self._read(sql + " ORDER BY position DESC LIMIT 1", args, None)
+        return found[0] if found else None
+
+    async def stream_version(self, stream_name: str) -> int | None:
+        name = validate_stream_name(stream_name)
+        self._refuse_inside_transaction("read", reads=True)
+
+        def version(connection: sqlite3.Connection) -> int | None:
+            (value,) = connection.execute(_VERSION_SQL, (name,)).fetchone()
+            return value if value is None else int(value)
+
+        try:
+            result: int | None = await self._reader.submit(Call(version))
+        except sqlite3.Error as exc:
+            raise _translate(exc, "read the stream version") from exc
+        return result
+
+    async def init(self) -> list[str]:
+        """The schema is created when the store opens; nothing is left to do."""
+        return [f"SQLite store {self._url}: messages table and thalo's tables are ready"]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlTransaction]:
+        """Own-tables transaction on the writer connection (``BEGIN IMMEDIATE``).
+
+        Other writes wait until it ends, so keep it short; inside it, use only
+        the transaction, not the store's message methods (they raise).
+        """
+        self._refuse_inside_transaction("open a nested transaction", reads=True)
+        session = Session()
+        await self._writer.submit(session)
+        token = _OPEN_TRANSACTION.set(self)
+        transaction = _SqliteTransaction(session)
+        try:
+            yield transaction
+        except BaseException:
+            await asyncio.shield(transaction._send(SessionRequest("rollback")))
+            raise
+        else:
+            await asyncio.shield(transaction._send(SessionRequest("commit")))
+        finally:
+            _OPEN_TRANSACTION.reset(token)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        threads = {self._writer, self._reader}
+        for thread in threads:
+            thread.stop()
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _refuse_inside_transaction(self, doing: str, *, reads: bool = False) -> None:
+        if _OPEN_TRANSACTION.get() is not self:
+            return
+        if reads and self._reader is not self._writer:
+            return
+        raise StoreError(
+            f"cannot {doing} inside store.transaction() on SQLite: the transaction holds the "
+            "writer until it ends; do it before or after the transaction block"
+        )
+
+    def _condition(self, condition: str | None) -> str:
+        if condition is None:
+            return ""
+        if not isinstance(condition, str):
+            raise InvalidStoreArgument(f"condition must be SQL text, got {condition!r}")
+        if not self._sql_condition:
+            raise InvalidStoreArgument(CONDITION_NOT_ACTIVATED + CONDITION_HINT)
+        return f" AND ({condition})"
+
+    async def _read(self, sql: str, args: list[Any], condition: str | None) -> list[Message]:
+        self._refuse_inside_transaction("read", reads=True)
+
+        def run(connection: sqlite3.Connection) -> list[Message]:
+            return [message_from_row(row) for row in connection.execute(sql, args)]
+
+        try:
+            messages: list[Message] = await self._reader.submit(Call(run))
+        except sqlite3.Error as exc:
+            if condition is not None:
+                raise InvalidStoreArgument(
+                    f"the SQL condition {condition!r} failed: {exc}"
+                ) from exc
+            raise _translate(exc, "read messages") from exc
+        return messages

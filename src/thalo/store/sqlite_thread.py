@@ -1,0 +1,167 @@
+"""A thread that owns one sqlite3 connection and runs jobs for asyncio callers.
+
+sqlite3 calls block, so they never run on the event loop: callers enqueue a
+job and await an asyncio future that the thread settles. The thread drains
+everything queued at once, which is what lets the SQLite store commit many
+callers' writes in one transaction (group commit): while one batch commits,
+the next one accumulates.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Call", "ConnectionThread", "Job", "Session", "settle"]
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from thalo.errors import StoreError
+
+# A batch bigger than this is split, so one commit's latency stays bounded.
+MAX_BATCH = 512
+
+
+class Job:
+    """Something for the connection thread to do, settled on the caller's loop."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[Any] = self.loop.create_future()
+
+
+class Call(Job):
+    """Run ``fn(connection)`` on the thread."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+
+class Session(Job):
+    """Hold the connection for one caller's transaction until it commits or rolls back.
+
+    ``future`` settles when the transaction has begun; each request then carries
+    its own future.
+    """
+
+    __slots__ = ("requests",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: queue.SimpleQueue[SessionRequest] = queue.SimpleQueue()
+
+
+class SessionRequest(Job):
+    """``execute`` (with sql and params), ``commit`` or ``rollback``."""
+
+    __slots__ = ("kind", "params", "sql")
+
+    def __init__(self, kind: str, sql: str = "", params: tuple[Any, ...] = ()) -> None:
+        super().__init__()
+        self.kind = kind
+        self.sql = sql
+        self.params = params
+
+
+def _resolve(items: Iterable[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, exc in items:
+        if future.done():  # the caller was cancelled; the outcome has no one to go to
+            continue
+        if exc is None:
+            future.set_result(value)
+        else:
+            future.set_exception(exc)
+
+
+def settle(outcomes: Iterable[tuple[Job, Any, BaseException | None]]) -> None:
+    """Deliver outcomes to their loops, one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for job, value, exc in outcomes:
+        by_loop.setdefault(job.loop, []).append((job.future, value, exc))
+    for loop, items in by_loop.items():
+        # A closed loop means nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve, items)
+
+
+class ConnectionThread(threading.Thread):
+    """Owns ``connection``; runs queued jobs; hands write batches to ``write_batch``.
+
+    ``write_batch(connection, jobs)`` returns one ``(job, value, exc)`` per job.
+    ``serve_session(connection, session)`` runs a Session to its end.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        connection: sqlite3.Connection,
+        write_type: type[Job] | None = None,
+        write_batch: Callable[[sqlite3.Connection, list[Any]], list[Any]] | None = None,
+        serve_session: Callable[[sqlite3.Connection, Session], None] | None = None,
+    ) -> None:
+        super().__init__(name=name, daemon=True)
+        self.connection = connection
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._write_type = write_type
+        self._write_batch = write_batch
+        self._serve_session = serve_session
+        self._closing = False
+        self._lock = threading.Lock()
+
+    def submit(self, job: Job) -> asyncio.Future[Any]:
+        """Queue ``job``; raise StoreError if the store is closed."""
+        with self._lock:
+            if self._closing:
+                raise StoreError("the message store is closed")
+            self._queue.put(job)
+        return job.future
+
+    def stop(self) -> None:
+        """Finish what is queued, then close the connection and end the thread."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            self._queue.put(None)
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.connection.close()
+
+    def _loop(self) -> None:
+        while True:
+            jobs: list[Job | None] = [self._queue.get()]
+            while len(jobs) < MAX_BATCH:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if self._write_batch is not None:
+                writes = [job for job in jobs if type(job) is self._write_type]
+                if writes:
+                    settle(self._write_batch(self.connection, writes))
+            for job in jobs:
+                if job is None:
+                    return
+                if type(job) is Call:
+                    self._call(job)
+                elif type(job) is Session and self._serve_session is not None:
+                    self._serve_session(self.connection, job)
+
+    def _call(self, job: Call) -> None:
+        try:
+            value = job.fn(self.connection)
+        except BaseException as exc:
+            settle([(job, None, exc)])
+        else:
+            settle([(job, value, None)])
