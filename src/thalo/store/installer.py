@@ -46,7 +46,7 @@ _SOURCE = re.compile(r"^\s*source\s+\$base/([\w./-]+\.sh)\s*$")
 class InstallReport:
     """What ``install_message_db`` did, in order, for the CLI to print."""
 
-    database_dir: Path
+    database_dir: Path | None
     version: str
     already_installed: bool = False
     steps: list[str] = field(default_factory=list)
@@ -124,15 +124,16 @@ async def _scalar(connection: psycopg.AsyncConnection[Any], sql: str) -> object:
     return None if row is None else row[0]
 
 
-async def install_message_db(url: str, database_dir: Path) -> InstallReport:
+async def install_message_db(url: str, package: Path | None = None) -> InstallReport:
     """Install Message DB into the database at ``url``; idempotent (reports when already there).
 
-    Raises StoreUnavailable when the server refuses, StoreError when a script fails
-    (nothing is left half-installed: everything runs in one transaction).
+    ``package``: the package (or its ``database`` folder); default: found in
+    ``node_modules`` above the current directory, looked for only when an
+    install is needed. Raises StoreUnavailable when the server refuses,
+    StoreNotInitialized when the package cannot be found, StoreError when a
+    script fails (nothing is left half-installed: everything runs in one
+    transaction).
     """
-    version = (database_dir / "VERSION.txt").read_text().strip()
-    report = InstallReport(database_dir, version)
-    order = install_order(database_dir)
     kwargs = connection_options(url)
     kwargs["options"] += " -c client_min_messages=warning"
     try:
@@ -146,9 +147,11 @@ async def install_message_db(url: str, database_dir: Path) -> InstallReport:
             "varchar,jsonb,jsonb,bigint)') IS NOT NULL",
         )
         if installed:
-            report.already_installed = True
-            report.version = str(await _scalar(connection, "SELECT message_store_version()"))
-            return report
+            version = str(await _scalar(connection, "SELECT message_store_version()"))
+            return InstallReport(None, version, already_installed=True)
+        database_dir = find_message_db(explicit=package)
+        order = install_order(database_dir)
+        report = InstallReport(database_dir, (database_dir / "VERSION.txt").read_text().strip())
         has_uuid = await _scalar(
             connection, "SELECT to_regprocedure('gen_random_uuid()') IS NOT NULL"
         )

@@ -7,8 +7,9 @@ Method names and defaults follow Message DB's SQL functions (``write_message``,
 
 from __future__ import annotations
 
-__all__ = ["Dialect", "MessageStore", "SqlTransaction"]
+__all__ = ["Dialect", "MessageStore", "SqlTransaction", "StoreBase"]
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -121,3 +122,35 @@ class MessageStore(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+class StoreBase(ABC):
+    """What every backend shares: ``write_message`` is a one-message ``write_messages``,
+    and ``async with store`` closes it."""
+
+    @abstractmethod
+    async def write_messages(
+        self,
+        stream_name: str,
+        messages: Sequence[NewMessage],
+        expected_version: int | None = None,
+    ) -> int: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def write_message(
+        self, stream_name: str, message: NewMessage, expected_version: int | None = None
+    ) -> int:
+        return await self.write_messages(stream_name, [message], expected_version)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -16,8 +16,7 @@ __all__ = ["MessageDbStore", "connection_options"]
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -44,7 +43,7 @@ from thalo.store.arguments import (
     check_stream_read,
 )
 from thalo.store.encoding import EncodedMessage, encode_messages, message_from_row
-from thalo.store.interface import Dialect, SqlTransaction
+from thalo.store.interface import Dialect, SqlTransaction, StoreBase
 from thalo.store.sql import CONDITION_HINT
 from thalo.store.url import redact_url
 
@@ -136,7 +135,7 @@ class _PgTransaction:
             raise StoreError(f"SQL failed: {_first_line(exc)} (in: {sql})") from exc
 
 
-class MessageDbStore:
+class MessageDbStore(StoreBase):
     """Message DB on PostgreSQL. Open it with ``thalo.store.open_store("postgresql://…")``."""
 
     def __init__(self, url: str, pool: AsyncConnectionPool[Any]) -> None:
@@ -187,11 +186,6 @@ class MessageDbStore:
     @property
     def dialect(self) -> Dialect:
         return "postgresql"
-
-    async def write_message(
-        self, stream_name: str, message: NewMessage, expected_version: int | None = None
-    ) -> int:
-        return await self.write_messages(stream_name, [message], expected_version)
 
     async def write_messages(
         self,
@@ -308,17 +302,6 @@ class MessageDbStore:
             return
         self._closed = True
         await self._pool.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # --- helpers --------------------------------------------------------------------
 

@@ -28,8 +28,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import orjson
 
@@ -52,7 +51,7 @@ from thalo.store.arguments import (
     check_stream_read,
 )
 from thalo.store.encoding import EncodedMessage, encode_messages, message_from_row
-from thalo.store.interface import Dialect, SqlTransaction
+from thalo.store.interface import Dialect, SqlTransaction, StoreBase
 from thalo.store.partition import hash_64
 from thalo.store.sql import CONDITION_HINT, to_qmark
 from thalo.store.sqlite_thread import (
@@ -313,7 +312,7 @@ def _create_schema(connection: sqlite3.Connection, location: str) -> None:
         raise
 
 
-class SqliteStore:
+class SqliteStore(StoreBase):
     """The embedded backend. Open it with ``thalo.store.open_store("sqlite:///file.db")``."""
 
     def __init__(
@@ -389,11 +388,6 @@ class SqliteStore:
     @property
     def dialect(self) -> Dialect:
         return "sqlite"
-
-    async def write_message(
-        self, stream_name: str, message: NewMessage, expected_version: int | None = None
-    ) -> int:
-        return await self.write_messages(stream_name, [message], expected_version)
 
     async def write_messages(
         self,
@@ -508,17 +502,6 @@ class SqliteStore:
             thread.stop()
         for thread in threads:
             await asyncio.to_thread(thread.join)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # --- helpers --------------------------------------------------------------------
 
