@@ -1,0 +1,149 @@
+"""The component side of the glue: binds the WIT ``aggregate`` export to :class:`EntityCore`.
+
+Importable only inside a componentize-py build (it imports the generated ``wit_world``
+bindings). ``thalo build`` writes two tiny modules next to it: ``aggregate.py``
+(re-exporting :class:`Entity`, where componentize-py looks for the resource class)
+and the app module, which calls :func:`install` with the author's class.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import host
+from wit_world.imports.types import (
+    Error_Decode,
+    Error_Ignored,
+    Error_Rejected,
+    Error_UnknownCommand,
+    Error_UnknownEvent,
+)
+
+from thalo.sdk import _log
+from thalo.sdk._aggregate import Aggregate
+from thalo.sdk._dispatch import EntityCore
+from thalo.sdk._errors import DispatchError, Ignore, Rejected
+
+_LEVELS = {
+    "debug": host.Level.DEBUG,
+    "info": host.Level.INFO,
+    "warn": host.Level.WARN,
+    "error": host.Level.ERROR,
+}
+# Built before memory runs out: reporting an OOM must not need to allocate.
+_OOM_LINE = "out of memory: MemoryError raised inside the guest"
+_ERROR = host.Level.ERROR
+
+_aggregate_cls: type[Aggregate] | None = None
+
+
+def _host_sink(level: str, message: str) -> None:
+    host.log(_LEVELS[level], message)
+
+
+def install(aggregate_cls: type[Aggregate]) -> None:
+    """Makes ``aggregate_cls`` the class behind every exported entity."""
+    global _aggregate_cls
+    _aggregate_cls = aggregate_cls
+    _log.set_sink(_host_sink)
+
+
+def _cls() -> type[Aggregate]:
+    if _aggregate_cls is None:
+        raise RuntimeError("thalo guest glue: install() was never called")
+    return _aggregate_cls
+
+
+def _report(exc: BaseException) -> None:
+    """Logs an unexpected exception with its frames; source lines are not read (no files)."""
+    if isinstance(exc, MemoryError):
+        host.log(_ERROR, _OOM_LINE)
+        return
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append(f"  {code.co_filename}:{tb.tb_lineno} in {code.co_name}")
+        tb = tb.tb_next
+    host.log(_ERROR, f"{type(exc).__name__}: {exc}\n" + "\n".join(frames))
+
+
+def _translate(exc: Exception) -> Err:
+    if isinstance(exc, Rejected):
+        return Err(Error_Rejected(exc.reason))
+    if isinstance(exc, Ignore):
+        return Err(Error_Ignored(exc.reason))
+    assert isinstance(exc, DispatchError)
+    if exc.kind == "unknown-command":
+        return Err(Error_UnknownCommand(exc.detail))
+    if exc.kind == "unknown-event":
+        return Err(Error_UnknownEvent(exc.detail))
+    return Err(Error_Decode(exc.detail))
+
+
+_EXPECTED = (Rejected, Ignore, DispatchError)
+
+
+class Entity:
+    """The exported ``entity`` resource: one aggregate instance living in the guest."""
+
+    def __init__(self, id: str) -> None:
+        try:
+            self._core = EntityCore.create(_cls(), id)
+        except BaseException as exc:
+            _report(exc)
+            raise
+
+    def apply(self, events: str) -> None:
+        try:
+            self._core.apply(events)
+        except _EXPECTED as exc:
+            raise _translate(exc) from None
+        except BaseException as exc:
+            _report(exc)
+            raise
+
+    def handle(self, ctx: str, command: str) -> str:
+        try:
+            return self._core.handle(ctx, command)
+        except _EXPECTED as exc:
+            raise _translate(exc) from None
+        except BaseException as exc:
+            _report(exc)
+            raise
+
+    def snapshot(self) -> str:
+        try:
+            return self._core.snapshot()
+        except _EXPECTED as exc:
+            raise _translate(exc) from None
+        except BaseException as exc:
+            _report(exc)
+            raise
+
+    @classmethod
+    def restore(cls, id: str, snapshot: str) -> Entity:
+        try:
+            core = EntityCore.restore(_cls(), id, snapshot)
+        except _EXPECTED as exc:
+            raise _translate(exc) from None
+        except BaseException as exc:
+            _report(exc)
+            raise
+        entity = cls.__new__(cls)
+        entity._core = core
+        return entity
+
+
+class Aggregate_(exports.Aggregate):  # type: ignore[misc]
+    """The interface-level exports of ``aggregate``: the schema text."""
+
+    def schema(self) -> str:
+        return _cls().__thalo_schema__
+
+
+# Keep every module the glue may need at call time loaded now: a stubbed-WASI guest
+# cannot read files after initialisation, so a lazy import would trap.
+_PRELOADED = (sys,)

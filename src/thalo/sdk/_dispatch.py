@@ -1,0 +1,186 @@
+"""Turns the JSON strings of the WIT contract into calls on an aggregate, and back.
+
+The component glue and the native test helper both go through :class:`EntityCore`,
+so an aggregate behaves the same in plain CPython and inside wasm.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EntityCore"]
+
+import json
+from typing import Any
+
+from thalo.sdk._aggregate import Aggregate
+from thalo.sdk._codec import snake_case
+from thalo.sdk._context import Context
+from thalo.sdk._errors import DispatchError
+
+# Per aggregate class: event type -> (method name, event class), command -> method name.
+_ROUTES: dict[type[Aggregate], tuple[dict[str, tuple[str, type[Any]]], dict[str, str]]] = {}
+
+
+def _routes(cls: type[Aggregate]) -> tuple[dict[str, tuple[str, type[Any]]], dict[str, str]]:
+    found = _ROUTES.get(cls)
+    if found is None:
+        events = {
+            name: (f"apply_{snake_case(name)}", event_cls)
+            for name, event_cls in cls.__thalo_events__.items()
+        }
+        commands = {}
+        for name in cls.__thalo_commands__:
+            method = f"handle_{name}"
+            if not hasattr(cls, method):
+                method = f"handle_{snake_case(name)}"
+            commands[name] = method
+        found = _ROUTES[cls] = (events, commands)
+    return found
+
+
+def _loads(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise DispatchError("decode", f"{what} is not valid JSON: {exc}") from None
+
+
+class EntityCore:
+    """One aggregate instance behind the four WIT methods, speaking JSON text.
+
+    Raises :class:`DispatchError`, ``Rejected`` or ``Ignore``; anything else is a bug
+    in the aggregate and propagates (inside wasm it becomes a trap).
+    """
+
+    __slots__ = ("aggregate",)
+
+    def __init__(self, aggregate: Aggregate) -> None:
+        self.aggregate = aggregate
+
+    @classmethod
+    def create(cls, aggregate_cls: type[Aggregate], id: str) -> EntityCore:
+        """A fresh entity in its initial state."""
+        return cls(aggregate_cls(id))
+
+    @classmethod
+    def restore(cls, aggregate_cls: type[Aggregate], id: str, snapshot: str) -> EntityCore:
+        """An entity rebuilt from the JSON text of :meth:`snapshot`."""
+        state = _loads(snapshot, "snapshot")
+        if not isinstance(state, dict):
+            raise DispatchError("decode", "snapshot must be a JSON object")
+        try:
+            return cls(aggregate_cls.from_snapshot(id, state))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DispatchError(
+                "decode", f"snapshot does not fit {aggregate_cls.__name__}: {exc}"
+            ) from None
+
+    def apply(self, events: str) -> None:
+        """Applies a JSON array of ``{"type", "data"}`` objects.
+
+        Every event is decoded before the first is applied, so a bad batch leaves the
+        state untouched.
+        """
+        batch = _loads(events, "events")
+        if not isinstance(batch, list):
+            raise DispatchError("decode", "events must be a JSON array")
+        routes, _ = _routes(type(self.aggregate))
+        decoded: list[tuple[str, Any]] = []
+        append = decoded.append
+        try:
+            for event in batch:
+                method, event_cls = routes[event["type"]]
+                append((method, event_cls.from_json(event["data"])))
+        except Exception:
+            _explain_bad_event(routes, batch, len(decoded))
+            raise
+        aggregate = self.aggregate
+        bound: dict[str, Any] = {}
+        for method, value in decoded:
+            call = bound.get(method)
+            if call is None:
+                call = bound[method] = getattr(aggregate, method)
+            call(value)
+
+    def handle(self, ctx: str, command: str) -> str:
+        """Decides ``{"name", "payload"}`` under ``ctx``; returns a JSON array of events."""
+        return json.dumps(self.handle_decoded(ctx, command), separators=(",", ":"))
+
+    def handle_decoded(self, ctx: str, command: str) -> list[dict[str, Any]]:
+        """:meth:`handle`, but returning the events before JSON encoding."""
+        request = _loads(command, "command")
+        if not isinstance(request, dict) or not isinstance(request.get("name"), str):
+            raise DispatchError("decode", 'command must be an object {"name", "payload"}')
+        name: str = request["name"]
+        aggregate_cls = type(self.aggregate)
+        spec = aggregate_cls.__thalo_commands__.get(name)
+        if spec is None:
+            raise DispatchError("unknown-command", name)
+        payload = request.get("payload", {})
+        if not isinstance(payload, dict):
+            raise DispatchError("decode", f"payload of {name} must be a JSON object")
+        context_data = _loads(ctx, "ctx")
+        if not isinstance(context_data, dict):
+            raise DispatchError("decode", "ctx must be a JSON object")
+        try:
+            context = Context.from_json(context_data)
+        except ValueError as exc:
+            raise DispatchError("decode", str(exc)) from None
+        try:
+            kwargs = spec.decode(payload)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DispatchError(
+                "decode", f"payload of {name}: {type(exc).__name__}: {exc}"
+            ) from None
+        _, commands = _routes(aggregate_cls)
+        result = getattr(self.aggregate, commands[name])(context, **kwargs)
+        return _encode_events(name, spec.events, result)
+
+    def snapshot(self) -> str:
+        """The state as JSON text (the aggregate's :meth:`~Aggregate.to_snapshot`)."""
+        try:
+            state = self.aggregate.to_snapshot()
+            return json.dumps(state, separators=(",", ":"), sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise DispatchError("decode", f"cannot encode snapshot: {exc}") from None
+
+
+def _encode_events(command: str, allowed: tuple[str, ...], result: Any) -> list[dict[str, Any]]:
+    if result is None:
+        items: list[Any] = []
+    elif isinstance(result, (list, tuple)):
+        items = [item for item in result if item is not None]
+    else:
+        items = [result]
+    encoded = []
+    for item in items:
+        event_type = getattr(type(item), "__thalo_event__", None)
+        if event_type is None:
+            raise TypeError(f"handle_{command} returned {item!r}, which is not an event")
+        if event_type not in allowed:
+            raise TypeError(
+                f"handle_{command} returned a {event_type} event, but the schema says "
+                f"{command} emits only {', '.join(allowed) or 'nothing'}"
+            )
+        encoded.append({"type": event_type, "data": item.to_json()})
+    return encoded
+
+
+def _explain_bad_event(
+    routes: dict[str, tuple[str, type[Any]]], batch: list[Any], index: int
+) -> None:
+    """Raises the precise DispatchError for ``batch[index]``, which failed to decode."""
+    event = batch[index]
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise DispatchError("decode", f"events[{index}] must be an object with a type")
+    route = routes.get(event["type"])
+    if route is None:
+        raise DispatchError("unknown-event", event["type"])
+    data = event.get("data")
+    if not isinstance(data, dict):
+        raise DispatchError("decode", f"events[{index}].data must be an object")
+    try:
+        route[1].from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DispatchError(
+            "decode", f"events[{index}] ({event['type']}): {type(exc).__name__}: {exc}"
+        ) from None

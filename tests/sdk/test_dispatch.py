@@ -1,0 +1,134 @@
+"""EntityCore: JSON in, calls on the aggregate, JSON out — the path every guest call takes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from chaos import Chaos
+from counter import Counter
+
+from thalo.sdk import Ignore, Rejected
+from thalo.sdk._dispatch import EntityCore
+from thalo.sdk._errors import DispatchError
+
+CTX = json.dumps({"streamName": "counter:command-c-1", "position": 4})
+
+
+def command(name: str, **payload: object) -> str:
+    return json.dumps({"name": name, "payload": payload})
+
+
+def test_handle_returns_encoded_events_and_does_not_apply_them() -> None:
+    core = EntityCore.create(Counter, "c-1")
+    events = json.loads(core.handle(CTX, command("increment", amount=3)))
+    assert events == [{"type": "Incremented", "data": {"amount": 3, "count": 3, "sequence": 4}}]
+    assert core.aggregate.count == 0  # type: ignore[attr-defined]
+
+
+def test_apply_batch_then_snapshot_and_restore() -> None:
+    core = EntityCore.create(Counter, "c-1")
+    core.apply(
+        json.dumps(
+            [
+                {"type": "Incremented", "data": {"amount": 1, "count": 1, "sequence": 0}},
+                {"type": "Incremented", "data": {"amount": 2, "count": 3}},
+            ]
+        )
+    )
+    assert json.loads(core.snapshot()) == {"count": 3, "sequence": 0}
+    restored = EntityCore.restore(Counter, "c-1", core.snapshot())
+    assert restored.aggregate.id == "c-1"
+    assert restored.aggregate.count == 3  # type: ignore[attr-defined]
+
+
+def test_handler_returning_none_gives_no_events() -> None:
+    core = EntityCore.create(Counter, "c-1")
+    assert core.handle(CTX, command("reset")) == "[]"
+
+
+def test_rejected_and_ignore_propagate_for_the_glue() -> None:
+    core = EntityCore.create(Counter, "c-1")
+    with pytest.raises(Rejected, match="amount must be positive"):
+        core.handle(CTX, command("increment", amount=0))
+    core.apply(
+        json.dumps([{"type": "Incremented", "data": {"amount": 1, "count": 1, "sequence": 4}}])
+    )
+    with pytest.raises(Ignore, match="already processed"):
+        core.handle(CTX, command("increment", amount=1))
+
+
+@pytest.mark.parametrize(
+    ("ctx", "request_text", "kind", "detail"),
+    [
+        (CTX, command("decrement"), "unknown-command", "decrement"),
+        (CTX, command("increment"), "decode", "KeyError: 'amount'"),
+        (CTX, "{nope", "decode", "command is not valid JSON"),
+        (CTX, json.dumps({"payload": {}}), "decode", "command must be an object"),
+        (CTX, json.dumps({"name": "increment", "payload": [1]}), "decode", "must be a JSON object"),
+        ("[]", command("increment", amount=1), "decode", "ctx must be a JSON object"),
+        ("{}", command("increment", amount=1), "decode", "ctx.streamName must be a string"),
+        (
+            json.dumps({"streamName": "s", "position": "3"}),
+            command("increment", amount=1),
+            "decode",
+            "ctx.position must be int",
+        ),
+    ],
+)
+def test_handle_dispatch_errors(ctx: str, request_text: str, kind: str, detail: str) -> None:
+    core = EntityCore.create(Counter, "c-1")
+    with pytest.raises(DispatchError) as caught:
+        core.handle(ctx, request_text)
+    assert caught.value.kind == kind
+    assert detail in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("events", "kind", "detail"),
+    [
+        ('{"type": "Incremented"}', "decode", "events must be a JSON array"),
+        ("[1]", "decode", "events[0] must be an object with a type"),
+        ('[{"type": "Decremented", "data": {}}]', "unknown-event", "Decremented"),
+        ('[{"type": "Incremented", "data": []}]', "decode", "events[0].data must be an object"),
+        ('[{"type": "Incremented", "data": {"amount": 1}}]', "decode", "KeyError: 'count'"),
+        ("not json", "decode", "events is not valid JSON"),
+    ],
+)
+def test_apply_errors(events: str, kind: str, detail: str) -> None:
+    core = EntityCore.create(Counter, "c-1")
+    with pytest.raises(DispatchError) as caught:
+        core.apply(events)
+    assert (caught.value.kind, caught.value.detail.count(detail) > 0) == (kind, True)
+
+
+def test_a_bad_event_in_a_batch_leaves_the_state_untouched() -> None:
+    core = EntityCore.create(Counter, "c-1")
+    batch = [
+        {"type": "Incremented", "data": {"amount": 5, "count": 5}},
+        {"type": "Nope", "data": {}},
+    ]
+    with pytest.raises(DispatchError, match="unknown-event"):
+        core.apply(json.dumps(batch))
+    assert core.aggregate.count == 0  # type: ignore[attr-defined]
+
+
+def test_an_undeclared_event_is_a_bug_not_a_domain_error() -> None:
+    core = EntityCore.create(Chaos, "x")
+    with pytest.raises(
+        TypeError, match="Other event, but the schema says wrong_event emits only Done"
+    ):
+        core.handle(CTX, command("wrong_event"))
+
+
+def test_unexpected_exceptions_propagate() -> None:
+    core = EntityCore.create(Chaos, "x")
+    with pytest.raises(RuntimeError, match="boom"):
+        core.handle(CTX, command("crash", message="boom"))
+
+
+def test_restore_errors() -> None:
+    with pytest.raises(DispatchError, match="snapshot must be a JSON object"):
+        EntityCore.restore(Counter, "c-1", "[1]")
+    with pytest.raises(DispatchError, match="snapshot is not valid JSON"):
+        EntityCore.restore(Counter, "c-1", "{")
