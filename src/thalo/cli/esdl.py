@@ -1,0 +1,149 @@
+"""``thalo esdl check|fmt`` and ``thalo codegen``: the schema language from the shell.
+
+Bad schemas raise SchemaError; ``thalo.cli.main`` prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["codegen", "esdl"]
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+from thalo.errors import SchemaError
+
+if TYPE_CHECKING:
+    from thalo.esdl import Schema
+
+_T = TypeVar("_T")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"cannot read ESDL file {str(path)!r}: {exc}") from exc
+
+
+def _compile(path: Path) -> Schema:
+    """Parse a schema file; errors are printed as ``_diagnosed`` does."""
+    from thalo.esdl import parse
+
+    return _diagnosed(path, lambda: parse(_read(path), str(path)))
+
+
+def _diagnosed(path: Path, work: Callable[[], _T]) -> _T:
+    """Run ``work``; on a SchemaError print each diagnostic verbatim, then raise a summary.
+
+    Diagnostics go through click, not Rich, so long lines are never re-wrapped and the
+    carets stay under what they point at.
+    """
+    try:
+        return work()
+    except SchemaError as exc:
+        if not exc.diagnostics:
+            raise
+        for diagnostic in exc.diagnostics:
+            click.echo(f"{diagnostic}\n", err=True)
+        count = len(exc.diagnostics)
+        raise SchemaError(f"{path}: {count} error{'s' if count != 1 else ''}") from exc
+
+
+def _print_warnings(warnings: tuple[object, ...]) -> None:
+    for warning in warnings:
+        click.echo(str(warning), err=True)
+
+
+@click.group()
+def esdl() -> None:
+    """Check and format ESDL schemas."""
+
+
+@esdl.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the schema model as JSON.")
+def check(file: Path, as_json: bool) -> None:
+    """Compile FILE: exit 0 with a summary, or exit 2 with every error."""
+    schema = _compile(file)
+    if as_json:
+        from thalo.cli.output import print_json
+
+        print_json(
+            {
+                "schema": schema.to_json(),
+                "warnings": [w.to_dict() for w in schema.warnings],
+            }
+        )
+        return
+    _print_warnings(schema.warnings)
+    count = len(schema.warnings)
+    warned = f", {count} warning{'s' if count != 1 else ''}" if count else ""
+    click.echo(
+        f"{file}: ok — aggregate {schema.name} {schema.version}: "
+        f"{len(schema.commands)} commands, {len(schema.events)} events, "
+        f"{len(schema.types)} types{warned}"
+    )
+
+
+@esdl.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--check", "check_only", is_flag=True, help="Exit 1 if FILE is not formatted.")
+@click.option("--write", is_flag=True, help="Rewrite FILE in place.")
+def fmt(file: Path, check_only: bool, write: bool) -> None:
+    """Print FILE canonically formatted (comments kept), or --check / --write it."""
+    from thalo.esdl import format_esdl
+
+    if check_only and write:
+        raise click.UsageError("--check and --write exclude each other")
+    text = _read(file)
+    formatted = _diagnosed(file, lambda: format_esdl(text, str(file)))
+    if check_only:
+        if formatted != text:
+            click.echo(f"would reformat {file}", err=True)
+            sys.exit(1)
+        click.echo(f"{file}: already formatted")
+    elif write:
+        if formatted != text:
+            file.write_text(formatted, "utf-8")
+            click.echo(f"reformatted {file}")
+        else:
+            click.echo(f"{file}: already formatted")
+    else:
+        click.echo(formatted, nl=False)
+
+
+@click.command()
+@click.argument("schema_file", metavar="SCHEMA.esdl", type=click.Path(path_type=Path))
+@click.option(
+    "--lang",
+    type=click.Choice(["python", "typescript"]),
+    required=True,
+    help="Target language of the generated module.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+def codegen(schema_file: Path, lang: str, output: Path | None) -> None:
+    """Generate typed code (dataclasses or interfaces, and the aggregate base) from a schema."""
+    from thalo.esdl import generate_python, generate_typescript
+
+    schema = _compile(schema_file)
+    _print_warnings(schema.warnings)
+    if lang == "python":
+        code = generate_python(schema, source_name=schema_file.name)
+    else:
+        code = generate_typescript(schema, source_name=schema_file.name)
+    if output is None:
+        click.echo(code, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(code, "utf-8")
+    click.echo(f"wrote {output} ({lang}, aggregate {schema.name} {schema.version})", err=True)

@@ -1,0 +1,1 @@
+"""Code generators: ESDL schema -> Python guest module, TypeScript declarations."""
