@@ -23,6 +23,7 @@ __all__ = ["SqliteStore"]
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -266,6 +267,23 @@ class _SqliteTransaction:
         return rows
 
 
+def _enable_wal(connection: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out another process doing the same on a new file.
+
+    Changing the journal mode can fail with "database is locked" without
+    SQLite's busy handler being consulted, so wait here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _connect(
     target: str, *, uri: bool, synchronous: Synchronous, read_only: bool
 ) -> sqlite3.Connection:
@@ -277,7 +295,7 @@ def _connect(
         check_same_thread=False,  # each connection is used by one thread at a time
         cached_statements=256,
     )
-    connection.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(connection)
     connection.execute(f"PRAGMA synchronous={synchronous.upper()}")
     if read_only:
         connection.execute("PRAGMA query_only=1")
@@ -359,6 +377,10 @@ class SqliteStore(StoreBase):
 
         try:
             writer_connection, reader_connection = await asyncio.to_thread(connect)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise StoreUnavailable(f"cannot open the SQLite store {location}: {exc}") from exc
+            raise _translate(exc, f"open the SQLite store {location}") from exc
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(
                 f"cannot open the SQLite store {location}: {exc}; check that the path is a "
