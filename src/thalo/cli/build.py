@@ -1,0 +1,245 @@
+"""``thalo build`` (an aggregate project → a component) and ``thalo new`` (scaffold one).
+
+Errors are ``BuildError`` or ``SchemaError``; ``thalo.cli.main`` prints them and exits 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["build", "build_project", "new", "scaffold"]
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from thalo.errors import BuildError
+
+if TYPE_CHECKING:
+    from thalo.wasm.build import BuildResult
+
+
+def build_project(
+    path: Path, output: Path | None = None, *, cache_root: Path | None = None
+) -> BuildResult:
+    """Generates the typed code from the project's ESDL and builds the component.
+
+    Raises ``SchemaError`` for a bad schema and ``BuildError`` for everything else.
+    """
+    from thalo.esdl import generate_python, parse
+    from thalo.wasm.build import build_component, load_project
+
+    project = load_project(path)
+    try:
+        text = project.schema.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BuildError(f"cannot read {project.schema}: {exc}") from exc
+    schema = parse(text, str(project.schema))
+    return build_component(
+        project,
+        name=schema.name,
+        version=schema.version,
+        generated_source=generate_python(schema),
+        schema_text=schema.to_esdl(),
+        output=output,
+        cache_root=cache_root,
+    )
+
+
+@click.command()
+@click.argument(
+    "path", type=click.Path(file_okay=False, path_type=Path), default=".", required=False
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the component [default: PATH/dist/NAME-VERSION.wasm]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def build(path: Path, output: Path | None, as_json: bool) -> None:
+    """Build the aggregate project at PATH into a WebAssembly component."""
+    result = build_project(path, output)
+    if as_json:
+        from thalo.cli.output import print_json
+
+        print_json(
+            {
+                "path": str(result.path),
+                "name": result.name,
+                "version": result.version,
+                "sha256": result.sha256,
+                "cached": result.cached,
+                "seconds": round(result.seconds, 3),
+            }
+        )
+        return
+    how = "from the build cache" if result.cached else "with componentize-py"
+    click.echo(
+        f"built {result.name} {result.version} → {result.path} "
+        f"({result.path.stat().st_size / 2**20:.1f} MiB, {how}, {result.seconds:.1f} s)\n"
+        f"sha256 {result.sha256}"
+    )
+
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+def _class_name(name: str) -> str:
+    parts = re.split(r"[-_]+", name)
+    return "".join(part[:1].upper() + part[1:] for part in parts if part)
+
+
+def _module_name(class_name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
+
+
+def scaffold(directory: Path, name: str) -> list[Path]:
+    """Writes a working aggregate project named ``name`` into ``directory``.
+
+    Raises ``BuildError`` if the name is not an identifier-like word or the
+    directory already holds files.
+    """
+    from thalo.esdl import generate_python, parse
+
+    if not _NAME.match(name):
+        raise BuildError(
+            f"{name!r} is not a usable aggregate name: use letters, digits, - or _ "
+            "(for example bank-account or BankAccount)"
+        )
+    class_name = _class_name(name)
+    module = _module_name(class_name)
+    if module in {"aggregate", "thalo", "wit_world", "thalo_guest_app"}:
+        raise BuildError(f"{name!r} clashes with a module every guest contains: pick another")
+    if directory.exists() and any(directory.iterdir()):
+        raise BuildError(f"{directory} already exists and is not empty")
+    fields = {"Class": class_name, "module": module, "dist": module.replace("_", "-")}
+    esdl = _ESDL.format(**fields)
+    files = {
+        "pyproject.toml": _PYPROJECT.format(**fields),
+        f"{module}.esdl": esdl,
+        f"{module}_schema.py": generate_python(parse(esdl, f"{module}.esdl")),
+        f"{module}.py": _MODULE.format(**fields),
+        f"test_{module}.py": _TEST.format(**fields),
+        ".gitignore": "dist/\n__pycache__/\n",
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, content in files.items():
+        target = directory / filename
+        target.write_text(content, encoding="utf-8")
+        written.append(target)
+    return written
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "-d",
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to create the project [default: ./NAME]",
+)
+def new(name: str, directory: Path | None) -> None:
+    """Scaffold a working aggregate project: ESDL, module, unit test, config."""
+    target = directory or Path(name)
+    written = scaffold(target, name)
+    click.echo(f"created {target}/ with {', '.join(p.name for p in written)}")
+    click.echo(f"next: cd {target} && python -m pytest -q && thalo build")
+
+
+_ESDL = """\
+// {Class}: edit the schema, run `thalo codegen {module}.esdl -o {module}_schema.py`,
+// implement the new methods in {module}.py, then `thalo build`.
+version = "0.1.0"
+
+aggregate {Class} {{
+  increment(amount: Int) -> Incremented
+}}
+
+event Incremented {{
+  amount: Int
+  total: Long
+  sequence: Long?
+}}
+"""
+
+_PYPROJECT = """\
+[project]
+name = "{dist}"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = ["thalo"]
+
+[tool.thalo]
+aggregate = "{module}:{Class}"
+schema = "{module}.esdl"
+generated = "{module}_schema"
+
+[tool.pytest.ini_options]
+pythonpath = ["."]
+"""
+
+_MODULE = '''\
+"""The {Class} aggregate: decide commands in handle_*, change state in apply_*."""
+
+from __future__ import annotations
+
+from {module}_schema import {Class}Base, Incremented
+
+from thalo.sdk import Context, Rejected
+
+
+class {Class}({Class}Base):
+    def __init__(self, id: str) -> None:
+        super().__init__(id)
+        self.total = 0
+        # Position of the last command applied: redeliveries at or before it are ignored.
+        self.sequence: int | None = None
+
+    def handle_increment(self, ctx: Context, amount: int) -> Incremented:
+        ctx.ignore_if_processed(self.sequence)
+        if amount <= 0:
+            raise Rejected(f"amount must be positive, got {{amount}}")
+        return Incremented(amount=amount, total=self.total + amount, sequence=ctx.position)
+
+    def apply_incremented(self, event: Incremented) -> None:
+        self.total = event.total
+        if event.sequence is not None:
+            self.sequence = event.sequence
+'''
+
+_TEST = '''\
+"""Unit tests of {Class}, natively: no wasm needed."""
+
+from __future__ import annotations
+
+from {module} import {Class}
+from {module}_schema import Incremented
+
+from thalo.sdk.testing import AggregateTest
+
+
+def test_increment_adds_to_the_total() -> None:
+    test = AggregateTest({Class}).given(Incremented(amount=1, total=1))
+    test.when("increment", {{"amount": 2}}).then(Incremented(amount=2, total=3))
+    assert test.state.total == 3
+
+
+def test_non_positive_amounts_are_rejected() -> None:
+    AggregateTest({Class}).when("increment", {{"amount": 0}}).then_rejected("positive")
+
+
+def test_a_redelivered_command_is_ignored() -> None:
+    test = AggregateTest({Class})
+    test.when("increment", {{"amount": 1}}, position=7).then(
+        Incremented(amount=1, total=1, sequence=7)
+    )
+    test.when("increment", {{"amount": 1}}, position=7).then_ignored()
+
+
+def test_snapshot_round_trip() -> None:
+    test = AggregateTest({Class}).given(Incremented(amount=5, total=5, sequence=3))
+    restored = test.restored()
+    assert (restored.total, restored.sequence) == (5, 3)
+'''

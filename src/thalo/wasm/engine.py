@@ -1,0 +1,92 @@
+"""One wasmtime Engine per process, with the component model and epoch interruption.
+
+Time budgets are counted in epoch ticks: a daemon thread advances the engine's
+epoch every ``TICK_SECONDS``; each call sets its deadline in ticks before entering
+the guest. Epochs cost far less per call than fuel metering.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TICK_SECONDS", "Limits", "engine", "engine_fingerprint", "wasmtime_version"]
+
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wasmtime import Engine
+
+TICK_SECONDS = 0.005
+_ENGINE_SETTINGS = "component-model;epoch-interruption;no-fuel"
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one guest call may use: wall time per call and linear memory per instance.
+
+    ``instantiate_seconds`` bounds the start-up of a fresh instance (a Python guest
+    initialises its interpreter then).
+    """
+
+    call_seconds: float = 2.0
+    memory_bytes: int = 64 << 20
+    instantiate_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.call_seconds <= 0 or self.instantiate_seconds <= 0:
+            raise ValueError("time budgets must be positive")
+        if self.memory_bytes < 1 << 20:
+            raise ValueError("memory_bytes must be at least 1 MiB")
+
+    @property
+    def call_ticks(self) -> int:
+        """The call budget in epoch ticks (at least one)."""
+        return max(1, round(self.call_seconds / TICK_SECONDS))
+
+    @property
+    def instantiate_ticks(self) -> int:
+        """The instantiation budget in epoch ticks."""
+        return max(1, round(self.instantiate_seconds / TICK_SECONDS))
+
+
+@cache
+def wasmtime_version() -> str:
+    """The installed wasmtime-py version: compiled artifacts only load into the same one."""
+    return version("wasmtime")
+
+
+def engine_fingerprint() -> str:
+    """Everything a serialized component depends on besides its bytes."""
+    return f"wasmtime-{wasmtime_version()};{_ENGINE_SETTINGS}"
+
+
+def engine() -> Engine:
+    """The process-wide Engine; the first call also starts the epoch ticker."""
+    global _engine
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                from wasmtime import Config, Engine
+
+                config = Config()
+                config.wasm_component_model = True
+                config.epoch_interruption = True
+                config.consume_fuel = False
+                created = Engine(config)
+                threading.Thread(
+                    target=_tick, args=(created,), name="thalo-wasm-epoch", daemon=True
+                ).start()
+                _engine = created
+    return _engine
+
+
+def _tick(target: Engine) -> None:
+    while True:
+        time.sleep(TICK_SECONDS)
+        target.increment_epoch()

@@ -1,0 +1,166 @@
+"""A handle on one entity living inside a component instance.
+
+The entity's state stays in the guest; the handle passes JSON text in and out.
+If its instance traps (this entity's call or another's), the handle is lost for
+good: every later call raises :class:`EntityLost` and the caller rebuilds the
+entity from its events (or snapshot) with a fresh handle.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Entity"]
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from thalo.wasm._calls import CallOutcome
+from thalo.wasm._errors import (
+    EntityLost,
+    GuestAnswer,
+    GuestDecodeFailed,
+    GuestIgnored,
+    GuestRejected,
+    GuestUnknownCommand,
+    GuestUnknownEvent,
+)
+
+if TYPE_CHECKING:
+    from wasmtime.component import ResourceAny
+
+    from thalo.wasm.instance import Instance
+
+_ANSWERS: dict[str, type[GuestAnswer]] = {
+    "unknown-command": GuestUnknownCommand,
+    "unknown-event": GuestUnknownEvent,
+    "decode": GuestDecodeFailed,
+}
+
+Event = tuple[str, dict[str, Any]]
+
+
+def answer_error(case: str, detail: str | None) -> GuestAnswer:
+    """The exception for a WIT ``error`` case returned by the guest."""
+    if case == "rejected":
+        return GuestRejected(detail or "")
+    if case == "ignored":
+        return GuestIgnored(detail)
+    kind = _ANSWERS.get(case)
+    if kind is None:
+        return GuestDecodeFailed(f"guest returned an unknown error case {case!r}: {detail}")
+    return kind(detail)
+
+
+def _unwrap(outcome: CallOutcome) -> Any:
+    ok, value = outcome
+    if ok:
+        return value
+    raise answer_error(*value)
+
+
+def events_json(events: str | bytes | Sequence[Any]) -> bytes:
+    """An ``apply`` batch as JSON: text passes through; ``(type, data)`` pairs or dicts encode."""
+    if isinstance(events, str):
+        return events.encode()
+    if isinstance(events, bytes):
+        return events
+    items = [
+        {"type": item[0], "data": item[1]} if isinstance(item, tuple) else item for item in events
+    ]
+    return orjson.dumps(items)
+
+
+class Entity:
+    """One entity in a component instance; methods raise the WIT error cases as exceptions.
+
+    Not for concurrent use from two threads (calls into one instance are serialized,
+    so that would only wait).
+    """
+
+    __slots__ = ("__weakref__", "_closed", "_instance", "_resource", "id", "resource_ptr")
+
+    def __init__(self, instance: Instance, id: str, resource: ResourceAny) -> None:
+        self.id = id
+        self._instance = instance
+        self._resource = resource
+        self.resource_ptr = resource.ptr()
+        self._closed = False
+        instance.entities.add(self)
+
+    @property
+    def alive(self) -> bool:
+        """False once closed or once its instance died: then only rebuilding helps."""
+        return not self._closed and self._instance.alive
+
+    def _live(self) -> Instance:
+        if self._closed:
+            raise EntityLost(self.id, "its handle was closed")
+        return self._instance
+
+    def apply(self, events: str | bytes | Sequence[Any]) -> None:
+        """Applies a batch in one call: JSON text, or ``(type, data)`` pairs, or dicts.
+
+        Raises ``GuestUnknownEvent`` / ``GuestDecodeFailed`` (the Python SDK then leaves
+        the state untouched), a ``GuestError`` on a trap, ``EntityLost`` if gone.
+        """
+        instance = self._live()
+        _unwrap(instance.call(instance.apply_call, self, events_json(events)))
+
+    def handle_json(self, ctx: str | bytes, command: str | bytes) -> str:
+        """Raw ``handle``: ctx and ``{"name", "payload"}`` JSON in, JSON array of events out."""
+        instance = self._live()
+        result: str = _unwrap(instance.call(instance.handle_call, self, ctx, command))
+        return result
+
+    def handle(
+        self,
+        ctx: Mapping[str, Any] | str | bytes,
+        command: str,
+        payload: Mapping[str, Any] | str | bytes | None = None,
+    ) -> list[Event]:
+        """Decides ``command``; returns ``[(event_type, data), ...]`` (not yet applied).
+
+        ``ctx`` is the ctx object of the contract (``streamName``, ``messageId``,
+        ``position``, ``globalPosition``, ``metadata``, ``time``) or its JSON text.
+        Raises ``GuestRejected``, ``GuestIgnored``, ``GuestUnknownCommand``,
+        ``GuestDecodeFailed``, a ``GuestError`` on a trap, ``EntityLost`` if gone.
+        """
+        ctx_json = ctx if isinstance(ctx, (str, bytes)) else orjson.dumps(ctx)
+        if payload is None:
+            body = b"{}"
+        elif isinstance(payload, str):
+            body = payload.encode()
+        elif isinstance(payload, bytes):
+            body = payload
+        else:
+            body = orjson.dumps(payload)
+        command_json = b'{"name":' + orjson.dumps(command) + b',"payload":' + body + b"}"
+        text = self.handle_json(ctx_json, command_json)
+        try:
+            return [(event["type"], event["data"]) for event in orjson.loads(text)]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise GuestDecodeFailed(f"guest returned malformed events: {exc}") from None
+
+    def snapshot(self) -> str:
+        """The entity's state as JSON text, for :meth:`WasmModule.restore`."""
+        instance = self._live()
+        result: str = _unwrap(instance.call(instance.snapshot_call, self))
+        return result
+
+    def close(self) -> None:
+        """Drops the entity inside the guest (idempotent; a no-op if the instance died)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._instance.drop(self, self._resource)
+
+    def __enter__(self) -> Entity:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "alive" if self.alive else "lost"
+        return f"<Entity {self._instance.module.name} {self.id!r} {state}>"

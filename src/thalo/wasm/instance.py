@@ -1,0 +1,181 @@
+"""One component instance in its own Store: several entities, one thread at a time.
+
+A trap kills the instance for good (wasmtime refuses to re-enter it), so the first
+trap marks it dead, tells its module, and every entity living in it is lost.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Instance", "classify_trap"]
+
+import contextlib
+import logging
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from wasmtime import Store, WasiConfig, WasmtimeError
+
+from thalo.errors import GuestError, GuestOutOfMemory, GuestTimeout, GuestTrap, InvalidModule
+from thalo.wasm._calls import CallOutcome, StringCall
+
+if TYPE_CHECKING:
+    from wasmtime.component import Func, ResourceAny
+
+    from thalo.wasm.entity import Entity
+    from thalo.wasm.module import WasmModule
+
+logger = logging.getLogger("thalo.guest")
+
+AGGREGATE = "thalo:aggregate/aggregate@0.1.0"
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
+_OOM_SIGNS = ("out of memory", "memory allocation of", "handle_alloc_error", "rust_oom")
+
+# The instance and entity a guest call is running for, read by the log import.
+_current = threading.local()
+
+
+def guest_log(store: Any, level: str, message: str) -> None:
+    """The ``host.log`` import: one guest line into the ``thalo.guest`` logger, tagged."""
+    instance: Instance | None = getattr(_current, "instance", None)
+    entity_id: str | None = getattr(_current, "entity", None)
+    aggregate = instance.module.name if instance is not None else "?"
+    if instance is not None and level == "error":
+        instance.last_error = message
+    with contextlib.suppress(Exception):  # a broken log handler must not trap the guest
+        logger.log(
+            _LEVELS.get(level, logging.ERROR),
+            "[%s %s] %s",
+            aggregate,
+            entity_id or "-",
+            message,
+            extra={"aggregate": aggregate, "entity": entity_id},
+        )
+
+
+def classify_trap(exc: WasmtimeError, guest_said: str | None, budget: float) -> GuestError:
+    """Maps a wasmtime trap to the precise error; the text includes what the guest logged."""
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else "trap"
+    said = f"; the guest logged: {guest_said}" if guest_said else ""
+    cause = text.rsplit("Caused by:", 1)[-1]
+    if "interrupt" in cause:
+        return GuestTimeout(f"guest exceeded its time budget of {budget:g} s")
+    lowered = f"{text}\n{guest_said or ''}".lower()
+    if any(sign in lowered for sign in _OOM_SIGNS):
+        return GuestOutOfMemory(f"guest ran out of memory{said}")
+    detail = cause.strip().splitlines()[-1] if cause.strip() else first
+    return GuestTrap(f"guest trapped: {detail}{said}")
+
+
+class Instance:
+    """A Store plus an instantiated component; calls are serialized by a lock."""
+
+    def __init__(self, module: WasmModule) -> None:
+        self.module = module
+        self.lock = threading.Lock()
+        self.alive = True
+        self.last_error: str | None = None
+        self.entities: weakref.WeakSet[Entity] = weakref.WeakSet()
+        limits = module.limits
+        store = Store(module.engine)
+        store.set_limits(memory_size=limits.memory_bytes)
+        if module.needs_wasi:
+            store.set_wasi(_empty_wasi())
+        store.set_epoch_deadline(limits.instantiate_ticks)
+        self.store = store
+        self.context = store._context()
+        try:
+            instance = module.linker.instantiate(store, module.component)
+        except WasmtimeError as exc:
+            self.alive = False
+            if "wasm trap" not in str(exc):
+                raise InvalidModule(f"cannot instantiate the component: {exc}") from exc
+            raise classify_trap(exc, self.last_error, limits.instantiate_seconds) from exc
+        self._call_ticks = limits.call_ticks
+        indexes = module.export_indexes
+
+        def func(name: str) -> Func:
+            found = instance.get_func(store, indexes[name])
+            if found is None:  # the loader checked the exports already
+                raise WasmtimeError(f"export {name} vanished")
+            return found
+
+        self.constructor = func("[constructor]entity")
+        self.restore_func = func("[static]entity.restore")
+        self.schema_func = func("schema")
+        self.apply_call = StringCall(func("[method]entity.apply"), with_self=True, strings=1)
+        self.handle_call = StringCall(func("[method]entity.handle"), with_self=True, strings=2)
+        self.snapshot_call = StringCall(func("[method]entity.snapshot"), with_self=True, strings=0)
+
+    def call(self, fn: StringCall, entity: Entity, *args: str | bytes) -> CallOutcome:
+        """Runs one string call for ``entity`` under the time budget."""
+        with self.lock:
+            self._check(entity)
+            _current.instance, _current.entity = self, entity.id
+            self.last_error = None
+            try:
+                return fn(self.context, self._call_ticks, entity.resource_ptr, *args)
+            except WasmtimeError as exc:
+                raise self._died(exc) from exc
+            finally:
+                _current.instance = _current.entity = None
+
+    def invoke(self, func: Func, entity_id: str | None, *args: Any) -> Any:
+        """Runs a generic wasmtime-py call (constructor, restore, schema, drop)."""
+        with self.lock:
+            if not self.alive:
+                raise GuestTrap("instance is dead")
+            _current.instance, _current.entity = self, entity_id
+            self.last_error = None
+            self.store.set_epoch_deadline(self._call_ticks)
+            try:
+                return func(self.store, *args)
+            except WasmtimeError as exc:
+                raise self._died(exc) from exc
+            finally:
+                _current.instance = _current.entity = None
+
+    def drop(self, entity: Entity, resource: ResourceAny) -> None:
+        """Runs the guest destructor of ``entity`` (nothing to do if the instance died)."""
+        with self.lock:
+            if not self.alive:
+                return
+            self.store.set_epoch_deadline(self._call_ticks)
+            _current.instance, _current.entity = self, entity.id
+            try:
+                resource.drop(self.store)
+            except WasmtimeError as exc:
+                raise self._died(exc) from exc
+            finally:
+                _current.instance = _current.entity = None
+            self.entities.discard(entity)
+
+    def _check(self, entity: Entity) -> None:
+        if not self.alive:
+            from thalo.wasm._errors import EntityLost
+
+            raise EntityLost(entity.id, "its instance trapped and was discarded")
+
+    def _died(self, exc: WasmtimeError) -> GuestError:
+        self.alive = False
+        error = classify_trap(exc, self.last_error, self.module.limits.call_seconds)
+        self.module._instance_died(self, error)
+        return error
+
+    def kill(self) -> None:
+        """Marks the instance dead without a trap (module closed)."""
+        with self.lock:
+            self.alive = False
+
+
+def _empty_wasi() -> WasiConfig:
+    """WASI with nothing granted: no args, env, stdin, preopened dirs or sockets."""
+    config = WasiConfig()
+
+    def to_log(data: bytes) -> None:
+        guest_log(None, "info", data.decode("utf-8", "replace").rstrip("\n"))
+
+    config.stdout_custom(to_log)
+    config.stderr_custom(to_log)
+    return config

@@ -1,0 +1,263 @@
+"""Loading an aggregate component: validate it, compile it (cached), pool its instances.
+
+:func:`load_module` checks that the bytes are a component exporting thalo's
+``aggregate`` interface and importing nothing the sandbox does not provide, and
+reads its embedded ESDL. A :class:`WasmModule` hands out :class:`Entity` handles
+placed on a bounded pool of instances.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PROVIDED_IMPORTS", "WasmModule", "load_module"]
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from wasmtime import WasmtimeError
+from wasmtime.component import Component, Linker, ResourceAny, Variant
+
+from thalo.errors import GuestError, InvalidModule
+from thalo.wasm.cache import CompileCache
+from thalo.wasm.engine import Limits, engine
+from thalo.wasm.entity import Entity, answer_error
+from thalo.wasm.instance import AGGREGATE, Instance, guest_log
+
+if TYPE_CHECKING:
+    from wasmtime import Engine
+    from wasmtime.component import ExportIndex
+
+HOST = "thalo:aggregate/host@0.1.0"
+TYPES = "thalo:aggregate/types@0.1.0"
+PROVIDED_IMPORTS = (HOST, TYPES)
+# WASI 0.2 interfaces are linked with nothing granted; sockets and HTTP are refused.
+_WASI = re.compile(r"^wasi:(io|clocks|random|cli|filesystem)/[a-z-]+@0\.2\.\d+$")
+_EXPORTS = (
+    "[constructor]entity",
+    "[static]entity.restore",
+    "[method]entity.apply",
+    "[method]entity.handle",
+    "[method]entity.snapshot",
+    "schema",
+)
+_CORE_HEADER = b"\0asm\x01\0\0\0"
+_COMPONENT_PREFIX = b"\0asm"
+_AGGREGATE_NAME = re.compile(r"^\s*aggregate\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
+
+LostCallback = Callable[[list[str], GuestError], None]
+
+
+def load_module(
+    wasm: bytes,
+    *,
+    limits: Limits | None = None,
+    max_instances: int = 2,
+    cache: CompileCache | None = None,
+    on_instance_lost: LostCallback | None = None,
+    sha256: str | None = None,
+) -> WasmModule:
+    """Validates, compiles (or loads from the compile cache) and instantiates ``wasm``.
+
+    Raises ``InvalidModule`` naming what is wrong: not WebAssembly, a core module,
+    a corrupt or truncated component, a component of another world, or an import
+    the sandbox does not provide. A trap while starting raises a ``GuestError``.
+    ``sha256`` (hex) spares hashing the bytes when the caller already knows their
+    digest (the registry does): hashing 18 MB costs ~10 ms. A wrong digest only
+    means a wrong cache entry name, never a wrong component, as long as the
+    caller's digests are honest.
+    """
+    started = time.perf_counter()
+    _check_header(wasm)
+    digest = sha256 or hashlib.sha256(wasm).hexdigest()
+    shared = engine()
+    try:
+        component, cached = (cache or CompileCache()).load(shared, wasm, digest)
+    except WasmtimeError as exc:
+        raise InvalidModule(f"not a valid component: {_first_line(exc)}") from exc
+    needs_wasi = _check_imports(component, shared)
+    indexes = _check_exports(component)
+    module = WasmModule(
+        component,
+        digest=digest,
+        indexes=indexes,
+        needs_wasi=needs_wasi,
+        limits=limits or Limits(),
+        max_instances=max_instances,
+        on_instance_lost=on_instance_lost,
+    )
+    module.from_cache = cached
+    first = module._spawn()
+    schema = first.invoke(first.schema_func, None)
+    if not isinstance(schema, str):
+        raise InvalidModule("the schema export did not return text")
+    module.schema = schema
+    found = _AGGREGATE_NAME.search(schema)
+    module.name = found.group(1) if found else "?"
+    module.load_seconds = time.perf_counter() - started
+    return module
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_header(wasm: bytes) -> None:
+    if not isinstance(wasm, (bytes, bytearray)):
+        raise InvalidModule(f"expected the bytes of a component, got {type(wasm).__name__}")
+    if len(wasm) < 8 or not wasm.startswith(_COMPONENT_PREFIX):
+        raise InvalidModule(f"not WebAssembly: {len(wasm)} bytes without the \\0asm magic number")
+    if wasm.startswith(_CORE_HEADER):
+        raise InvalidModule(
+            "a core WebAssembly module, not a component: build the aggregate with "
+            "`thalo build` (componentize-py) so it implements thalo's WIT world"
+        )
+
+
+def _check_exports(component: Component) -> dict[str, ExportIndex]:
+    interface = component.get_export_index(AGGREGATE)
+    if interface is None:
+        raise InvalidModule(
+            f"the component does not export {AGGREGATE}: it was built for another WIT "
+            "world (thalo aggregates target world thalo:aggregate/aggregate-module)"
+        )
+    indexes: dict[str, ExportIndex] = {}
+    missing = []
+    for name in _EXPORTS:
+        index = component.get_export_index(name, interface)
+        if index is None:
+            missing.append(name)
+        else:
+            indexes[name] = index
+    if missing:
+        raise InvalidModule(f"{AGGREGATE} lacks {', '.join(missing)}: wrong contract version?")
+    return indexes
+
+
+def _check_imports(component: Component, shared: Engine) -> bool:
+    """Refuses imports the host does not provide; returns whether WASI must be linked."""
+    names = list(component.type.imports(shared))
+    refused = [n for n in names if n not in PROVIDED_IMPORTS and not _WASI.match(n)]
+    if refused:
+        raise InvalidModule(
+            f"the component imports {', '.join(refused)}, which the thalo sandbox does "
+            f"not provide (guests get only {HOST}: no network, files, env or stdin)"
+        )
+    return any(n.startswith("wasi:") for n in names)
+
+
+class WasmModule:
+    """A loaded aggregate component and its pool of instances.
+
+    Entities go to the least-loaded idle instance; a new instance starts only when
+    every existing one is busy on another thread, up to ``max_instances``. When an
+    instance traps it is discarded (a fresh one replaces it on demand) and
+    ``on_instance_lost(entity_ids, error)`` names the entities the caller must rebuild.
+    """
+
+    schema: str
+    name: str
+    from_cache: bool
+    load_seconds: float
+
+    def __init__(
+        self,
+        component: Component,
+        *,
+        digest: str,
+        indexes: dict[str, ExportIndex],
+        needs_wasi: bool,
+        limits: Limits,
+        max_instances: int,
+        on_instance_lost: LostCallback | None,
+    ) -> None:
+        if max_instances < 1:
+            raise ValueError("max_instances must be at least 1")
+        self.engine = engine()
+        self.component = component
+        self.digest = digest
+        self.export_indexes = indexes
+        self.needs_wasi = needs_wasi
+        self.limits = limits
+        self.max_instances = max_instances
+        self.on_instance_lost = on_instance_lost
+        self.instances_started = 0
+        self.name = "?"
+        self._pool: list[Instance] = []
+        self._pool_lock = threading.Lock()
+        self._closed = False
+        self.linker = Linker(self.engine)
+        if needs_wasi:
+            self.linker.add_wasip2()
+        with self.linker.root() as root, root.add_instance(HOST) as host:
+            host.add_func("log", guest_log)
+
+    @property
+    def instances(self) -> int:
+        """How many live instances the pool holds now."""
+        return len(self._pool)
+
+    def _spawn(self) -> Instance:
+        instance = Instance(self)
+        self.instances_started += 1
+        self._pool.append(instance)
+        return instance
+
+    def _place(self) -> Instance:
+        with self._pool_lock:
+            if self._closed:
+                raise InvalidModule(f"module {self.name} is closed")
+            idle = [i for i in self._pool if i.alive and not i.lock.locked()]
+            if idle:
+                return min(idle, key=lambda i: len(i.entities))
+            if len(self._pool) < self.max_instances:
+                return self._spawn()
+            return min(self._pool, key=lambda i: len(i.entities))
+
+    def _instance_died(self, instance: Instance, error: GuestError) -> None:
+        with self._pool_lock:
+            if instance in self._pool:
+                self._pool.remove(instance)
+        lost = [entity.id for entity in list(instance.entities)]
+        if self.on_instance_lost is not None and lost:
+            self.on_instance_lost(lost, error)
+
+    def entity(self, id: str) -> Entity:
+        """A new entity in its initial state (the guest constructor)."""
+        instance = self._place()
+        resource = instance.invoke(instance.constructor, id, id)
+        return Entity(instance, id, resource)
+
+    def restore(self, id: str, snapshot: str) -> Entity:
+        """An entity rebuilt from :meth:`Entity.snapshot` text.
+
+        Raises ``GuestDecodeFailed`` if the guest cannot read the snapshot.
+        """
+        instance = self._place()
+        result: Any = instance.invoke(instance.restore_func, id, id, snapshot)
+        if isinstance(result, Variant):
+            payload = result.payload
+            raise answer_error(result.tag, payload if isinstance(payload, str) else None)
+        if not isinstance(result, ResourceAny):
+            raise InvalidModule(f"restore returned {type(result).__name__}, not an entity")
+        return Entity(instance, id, result)
+
+    def close(self) -> None:
+        """Discards every instance; entities become lost. Idempotent."""
+        with self._pool_lock:
+            self._closed = True
+            pool, self._pool = self._pool, []
+        for instance in pool:
+            instance.kill()
+
+    def __enter__(self) -> WasmModule:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<WasmModule {self.name} {self.digest[:12]} instances={self.instances}>"

@@ -1,0 +1,46 @@
+"""Test guests built once per run with the real componentize-py, cached by content hash.
+
+Builds land in ``$THALO_CACHE_DIR`` (default ``~/.cache/thalo``): the first run
+pays ~15 s per guest plus a compile, later runs load them in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from thalo.cli.build import build_project
+from thalo.wasm import Limits, WasmModule, load_module
+
+GUESTS = Path(__file__).resolve().parent / "guests"
+
+
+@dataclass(frozen=True)
+class Guest:
+    """A built test guest: its component bytes and where it came from."""
+
+    name: str
+    wasm: bytes
+    path: Path
+
+
+@pytest.fixture(scope="session")
+def guests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Guest]:
+    out = tmp_path_factory.mktemp("guests")
+    built = {}
+    for name in ("counter", "chaos"):
+        result = build_project(GUESTS / name, out / f"{name}.wasm")
+        built[name] = Guest(name, result.path.read_bytes(), result.path)
+    return built
+
+
+@pytest.fixture
+def counter(guests: dict[str, Guest]) -> WasmModule:
+    return load_module(guests["counter"].wasm)
+
+
+@pytest.fixture
+def chaos(guests: dict[str, Guest]) -> WasmModule:
+    return load_module(guests["chaos"].wasm, limits=Limits(call_seconds=0.5, memory_bytes=48 << 20))

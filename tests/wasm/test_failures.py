@@ -1,0 +1,153 @@
+"""Guests that crash, loop, hog memory or poke at the sandbox: the host survives each."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+
+import pytest
+
+from thalo.errors import GuestOutOfMemory, GuestTimeout, GuestTrap
+from thalo.wasm import EntityLost, GuestIgnored, GuestRejected, WasmModule, load_module
+
+pytestmark = pytest.mark.wasm
+
+CTX = {"streamName": "chaos:command-x"}
+
+
+def test_unexpected_exception_traps_loses_the_instance_and_the_next_call_works(
+    chaos: WasmModule,
+) -> None:
+    lost: list[tuple[list[str], Exception]] = []
+    chaos.on_instance_lost = lambda ids, error: lost.append((ids, error))
+    victim, neighbour = chaos.entity("a"), chaos.entity("b")
+    with pytest.raises(GuestTrap) as caught:
+        victim.handle(CTX, "crash", {"message": "boom"})
+    assert "RuntimeError: boom" in caught.value.message
+    assert "chaos.py" in caught.value.message  # the guest's frames, logged before the trap
+    assert caught.value.exit_code == 4
+    assert not victim.alive and not neighbour.alive
+    with pytest.raises(EntityLost, match="'b' is gone"):
+        neighbour.handle(CTX, "chat", {"message": "hi"})
+    assert lost and sorted(lost[0][0]) == ["a", "b"] and lost[0][1] is caught.value
+    fresh = chaos.entity("b")
+    assert fresh.handle(CTX, "chat", {"message": "hi"}) == [("Done", {"detail": "chatted"})]
+    assert chaos.instances == 1 and chaos.instances_started == 2
+
+
+def test_an_undeclared_event_is_a_trap(chaos: WasmModule) -> None:
+    with pytest.raises(GuestTrap, match="TypeError: handle_wrong_event returned a Other event"):
+        chaos.entity("x").handle(CTX, "wrong_event")
+
+
+def test_a_payload_of_the_wrong_type_is_a_trap(counter: WasmModule) -> None:
+    with pytest.raises(GuestTrap, match="TypeError"):
+        counter.entity("c-1").handle({"streamName": "s"}, "increment", {"amount": "x"})
+
+
+def test_infinite_loop_times_out_and_the_host_goes_on(chaos: WasmModule) -> None:
+    with pytest.raises(GuestTimeout, match=r"time budget of 0\.5 s") as caught:
+        chaos.entity("x").handle(CTX, "spin")
+    assert caught.value.http_status == 504
+    assert chaos.entity("y").handle(CTX, "chat", {"message": "after"}) == [
+        ("Done", {"detail": "chatted"})
+    ]
+
+
+def test_unbounded_allocation_hits_the_memory_cap(chaos: WasmModule) -> None:
+    with pytest.raises(GuestOutOfMemory, match="out of memory"):
+        chaos.entity("x").handle(CTX, "hog", {"megabytes": 200})
+    assert chaos.entity("y").handle(CTX, "hog", {"megabytes": 2}) == [
+        ("Done", {"detail": "kept 2 MiB"})
+    ]
+
+
+def test_files_are_out_of_reach(chaos: WasmModule, tmp_path: os.PathLike[str]) -> None:
+    secret = os.path.join(tmp_path, "secret.txt")
+    with open(secret, "w") as handle:
+        handle.write("top secret")
+    with pytest.raises(GuestTrap):  # WASI is stubbed: the filesystem call itself traps
+        chaos.entity("x").handle(CTX, "read_file", {"path": secret})
+
+
+def test_environment_variables_are_out_of_reach(
+    chaos: WasmModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THALO_TEST_SECRET", "hunter2")
+    events = chaos.entity("x").handle(CTX, "read_env", {"name": "THALO_TEST_SECRET"})
+    assert events == [("Done", {"detail": "None of 0 variables"})]
+
+
+def test_guest_logs_reach_the_host_logger_tagged(
+    chaos: WasmModule, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="thalo.guest"):
+        chaos.entity("x-1").handle(CTX, "chat", {"message": "hello"})
+    lines = [(r.levelname, r.getMessage(), r.aggregate, r.entity) for r in caplog.records]  # type: ignore[attr-defined]
+    assert lines == [
+        ("INFO", "[Chaos x-1] hello", "Chaos", "x-1"),
+        ("WARNING", "[Chaos x-1] hello (again)", "Chaos", "x-1"),
+    ]
+
+
+def test_answers_with_and_without_reason(chaos: WasmModule) -> None:
+    entity = chaos.entity("x")
+    with pytest.raises(GuestRejected, match="no way"):
+        entity.handle(CTX, "refuse", {"reason": "no way"})
+    with pytest.raises(GuestIgnored) as caught:
+        entity.handle(CTX, "skip", {})
+    assert caught.value.reason is None
+    with pytest.raises(GuestIgnored) as caught:
+        entity.handle(CTX, "skip", {"reason": "seen it"})
+    assert caught.value.reason == "seen it"
+
+
+def test_a_timeout_on_one_thread_does_not_stop_another(guests: dict[str, object]) -> None:
+    from thalo.wasm import Limits
+
+    chaos = load_module(guests["chaos"].wasm, limits=Limits(call_seconds=1.5))  # type: ignore[attr-defined]
+    counter = load_module(guests["counter"].wasm)  # type: ignore[attr-defined]
+    entity = counter.entity("c-1")
+    errors: list[BaseException] = []
+
+    def spin() -> None:
+        try:
+            chaos.entity("x").handle(CTX, "spin")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    done = 0
+    while thread.is_alive():
+        entity.apply(entity.handle({"streamName": "s"}, "increment", {"amount": 1}))
+        done += 1
+    thread.join()
+    assert len(errors) == 1 and isinstance(errors[0], GuestTimeout)
+    assert done > 10  # the counter kept running while the other guest spun
+    assert json.loads(entity.snapshot())["count"] == done
+
+
+def test_one_instance_is_never_entered_by_two_threads(guests: dict[str, object]) -> None:
+    module = load_module(guests["counter"].wasm, max_instances=2)  # type: ignore[attr-defined]
+    entities = [module.entity(f"c-{i}") for i in range(4)]
+    failures: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            for _ in range(200):
+                entity = entities[index % 4]
+                entity.apply(entity.handle({"streamName": "s"}, "increment", {"amount": 1}))
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sum(json.loads(e.snapshot())["count"] for e in entities) == 800
+    assert module.instances <= 2

@@ -1,0 +1,117 @@
+"""The loader refuses what is not a thalo aggregate component, precisely; the compile cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from wasmtime import wat2wasm
+
+from thalo.errors import InvalidModule
+from thalo.wasm import CompileCache, load_module
+from thalo.wasm.cache import default_cache_dir
+
+pytestmark = pytest.mark.wasm
+
+OTHER_WORLD = """
+(component
+  (core module $m (func (export "run") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (func $run (result u32) (canon lift (core func $i "run")))
+  (export "run" (func $run))
+)
+"""
+
+SOCKET_IMPORT = """
+(component
+  (import "wasi:sockets/tcp@0.2.0" (instance))
+  (import "thalo:aggregate/host@0.1.0" (instance))
+)
+"""
+
+
+def refused(wasm: bytes, cache: CompileCache) -> str:
+    with pytest.raises(InvalidModule) as caught:
+        load_module(wasm, cache=cache)
+    assert caught.value.exit_code == 2
+    return caught.value.message
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> CompileCache:
+    return CompileCache(tmp_path)
+
+
+def test_not_bytes_empty_or_not_wasm(cache: CompileCache) -> None:
+    assert "not WebAssembly: 0 bytes" in refused(b"", cache)
+    assert "without the \\0asm magic" in refused(b"GIF89a......", cache)
+    with pytest.raises(InvalidModule, match="expected the bytes of a component, got str"):
+        load_module("(component)", cache=cache)  # type: ignore[arg-type]
+
+
+def test_core_module_instead_of_component(cache: CompileCache) -> None:
+    message = refused(wat2wasm("(module)"), cache)
+    assert "a core WebAssembly module, not a component" in message
+
+
+def test_truncated_component(guests: dict[str, object], cache: CompileCache) -> None:
+    wasm: bytes = guests["counter"].wasm  # type: ignore[attr-defined]
+    assert "not a valid component" in refused(wasm[: len(wasm) // 3], cache)
+
+
+def test_component_of_another_world(cache: CompileCache) -> None:
+    message = refused(wat2wasm(OTHER_WORLD), cache)
+    assert "does not export thalo:aggregate/aggregate@0.1.0" in message
+    assert "another WIT world" in message
+
+
+def test_component_importing_what_the_sandbox_does_not_provide(cache: CompileCache) -> None:
+    message = refused(wat2wasm(SOCKET_IMPORT), cache)
+    assert "imports wasi:sockets/tcp@0.2.0, which the thalo sandbox does not provide" in message
+
+
+def test_second_load_comes_from_the_cache(guests: dict[str, object]) -> None:
+    wasm: bytes = guests["counter"].wasm  # type: ignore[attr-defined]
+    shared = CompileCache()  # the session's warm cache (the build loaded it once)
+    first = load_module(wasm, cache=shared)
+    assert first.from_cache
+    artifact = shared.path(first.digest)
+    assert artifact.is_file() and artifact.parent == default_cache_dir() / "wasm"
+    assert not [p for p in artifact.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_corrupt_cache_entry_is_rebuilt(guests: dict[str, object], tmp_path: Path) -> None:
+    wasm: bytes = guests["counter"].wasm  # type: ignore[attr-defined]
+    cache = CompileCache(tmp_path)
+    digest = load_module(wasm, cache=CompileCache()).digest
+    cache.directory.mkdir(parents=True)
+    cache.path(digest).write_bytes(b"garbage")
+    module = load_module(wasm, cache=cache)
+    assert not module.from_cache
+    assert module.entity("c").handle({"streamName": "s"}, "reset") == []
+    assert load_module(wasm, cache=cache).from_cache
+
+
+def test_another_process_loads_from_the_cache_in_milliseconds(
+    guests: dict[str, object],
+) -> None:
+    path: Path = guests["counter"].path  # type: ignore[attr-defined]
+    load_module(path.read_bytes())  # make sure the shared cache holds it
+    code = (
+        "import sys, time; from pathlib import Path; from thalo.wasm import load_module;"
+        "data = Path(sys.argv[1]).read_bytes(); t = time.perf_counter();"
+        "m = load_module(data); print(m.from_cache, time.perf_counter() - t)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+    )
+    from_cache, seconds = out.stdout.split()
+    assert from_cache == "True"
+    assert float(seconds) < 2.0  # a compile takes ~6–10 s; the figure itself is in the bench
