@@ -27,6 +27,12 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "codegen": ("thalo.cli.esdl", "codegen"),
     "build": ("thalo.cli.build", "build"),
     "new": ("thalo.cli.build", "new"),
+    "publish": ("thalo.cli.registry", "publish"),
+    "modules": ("thalo.cli.registry", "modules"),
+    "execute": ("thalo.cli.commands", "execute"),
+    "state": ("thalo.cli.commands", "state"),
+    "stream": ("thalo.cli.streams", "stream"),
+    "category": ("thalo.cli.streams", "category"),
 }
 
 

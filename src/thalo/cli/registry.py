@@ -1,0 +1,103 @@
+"""``thalo publish`` and ``thalo modules``: the registry of aggregate modules."""
+
+from __future__ import annotations
+
+__all__ = ["modules", "publish"]
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.table import Table
+
+from thalo.cli.output import console, print_json
+from thalo.cli.session import run_with_store
+from thalo.errors import UsageError
+
+if TYPE_CHECKING:
+    from thalo.registry import ModuleRecord
+    from thalo.store import MessageStore
+
+
+def _inputs(paths: tuple[Path, ...]) -> tuple[str, bytes, str]:
+    """(schema text, component bytes, schema file name) from a project or two files."""
+    from thalo.errors import BuildError
+
+    if len(paths) == 1 and paths[0].is_dir():
+        from thalo.cli.build import build_project
+        from thalo.wasm.build import load_project
+
+        result = build_project(paths[0])
+        schema_path = load_project(paths[0]).schema
+        return schema_path.read_text("utf-8"), result.path.read_bytes(), str(schema_path)
+    if len(paths) == 2:
+        by_suffix = {p.suffix: p for p in paths}
+        esdl, wasm = by_suffix.get(".esdl"), by_suffix.get(".wasm")
+        if esdl is None or wasm is None:
+            raise UsageError("give SCHEMA.esdl and MODULE.wasm, or one project directory")
+        try:
+            return esdl.read_text("utf-8"), wasm.read_bytes(), str(esdl)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BuildError(f"cannot read {esdl} / {wasm}: {exc}") from exc
+    raise UsageError("give one project directory, or SCHEMA.esdl and MODULE.wasm")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the published record as JSON.")
+def publish(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Publish an aggregate: a project directory (built first) or SCHEMA.esdl MODULE.wasm.
+
+    The module's version comes from its ESDL and must be greater than every
+    published version of that aggregate.
+    """
+    schema_text, wasm, filename = _inputs(paths)
+
+    async def go(store: MessageStore) -> ModuleRecord:
+        from thalo.registry import Registry
+
+        return await Registry(store).publish(schema_text, wasm, filename=filename)
+
+    with console.status("publishing (first compile of a component takes a few seconds)…"):
+        record = run_with_store(go)
+    if as_json:
+        print_json(record.to_dict())
+        return
+    console.print(
+        f"published [bold]{record.name} {record.version}[/] "
+        f"({record.size / 1e6:.1f} MB, sha256 {record.sha256[:12]}…): "
+        f"commands {', '.join(record.schema.commands)}"
+    )
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def modules(name: str | None, as_json: bool) -> None:
+    """List published modules (every version, or those of NAME)."""
+
+    async def go(store: MessageStore) -> list[ModuleRecord]:
+        from thalo.registry import Registry
+
+        return await Registry(store).modules(name)
+
+    records = run_with_store(go)
+    if as_json:
+        print_json([r.to_dict() for r in records])
+        return
+    if not records:
+        console.print("no modules published" + (f" for {name}" if name else ""))
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("aggregate", "version", "commands", "size", "sha256", "published"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            r.name,
+            r.version,
+            ", ".join(r.schema.commands),
+            f"{r.size / 1e6:.1f} MB",
+            r.sha256[:12],
+            r.published_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)

@@ -1,0 +1,101 @@
+"""``thalo stream`` and ``thalo category``: read what the store recorded."""
+
+from __future__ import annotations
+
+__all__ = ["category", "print_messages", "stream"]
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import click
+import orjson
+from rich.table import Table
+
+from thalo.cli.output import console, print_json
+from thalo.cli.session import run_with_store
+
+if TYPE_CHECKING:
+    from thalo.core import Message
+    from thalo.store import MessageStore
+
+
+def print_messages(messages: Sequence[Message], *, title: str | None = None) -> None:
+    """A table of messages: positions, type, data (and metadata when asked)."""
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("pos", justify="right")
+    table.add_column("global", justify="right", style="dim")
+    table.add_column("stream")
+    table.add_column("type", style="bold")
+    table.add_column("data", overflow="fold")
+    table.add_column("time", style="dim")
+    for m in messages:
+        table.add_row(
+            str(m.position),
+            str(m.global_position),
+            m.stream_name,
+            m.type,
+            orjson.dumps(m.data).decode(),
+            m.time.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+        )
+    console.print(table)
+
+
+@click.command()
+@click.argument("stream_name")
+@click.option("--from", "position", type=int, default=0, show_default=True, help="First position.")
+@click.option("--limit", type=int, default=1000, show_default=True, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def stream(stream_name: str, position: int, limit: int, as_json: bool) -> None:
+    """Show the messages of one stream (e.g. counter-c1)."""
+
+    async def read(store: MessageStore) -> list[Message]:
+        return await store.get_stream_messages(stream_name, position, limit)
+
+    messages = run_with_store(read)
+    if as_json:
+        print_json([m.to_dict() for m in messages])
+    elif not messages:
+        console.print(f"stream {stream_name} has no messages from position {position}")
+    else:
+        print_messages(messages, title=stream_name)
+
+
+@click.command()
+@click.argument("category_name")
+@click.option("--from", "position", type=int, default=1, show_default=True, help="Global position.")
+@click.option("--limit", type=int, default=1000, show_default=True, help="At most this many.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new messages as they arrive.")
+@click.option("--poll", type=float, default=0.2, show_default=True, help="Seconds between polls.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per line with -f).")
+def category(
+    category_name: str, position: int, limit: int, follow: bool, poll: float, as_json: bool
+) -> None:
+    """Show the messages of a category (e.g. counter), optionally following it."""
+
+    async def read(store: MessageStore) -> list[Message]:
+        if not follow:
+            return await store.get_category_messages(category_name, position, limit)
+        after = position
+        while True:
+            batch = await store.get_category_messages(category_name, after, limit)
+            for m in batch:
+                if as_json:
+                    click.echo(orjson.dumps(m.to_dict()).decode())
+                else:
+                    print_messages([m])
+            if batch:
+                after = batch[-1].global_position + 1
+            else:
+                await asyncio.sleep(poll)
+
+    try:
+        messages = run_with_store(read)
+    except KeyboardInterrupt:
+        return
+    if as_json:
+        print_json([m.to_dict() for m in messages])
+    elif not messages:
+        console.print(f"category {category_name} has no messages from position {position}")
+    else:
+        print_messages(messages, title=category_name)

@@ -1,0 +1,116 @@
+"""Loaded aggregate modules: the newest published version of each aggregate, hot-swapped.
+
+Each runtime process asks the registry for the newest publish at most once per
+``check_interval`` seconds, so a new version serves new commands within about
+that time without a restart. Compiled components are reused by content hash.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LoadedModule", "ModuleSet"]
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from thalo.esdl import Schema
+from thalo.registry import ModuleRecord, Registry
+
+if TYPE_CHECKING:
+    from thalo.wasm import Limits, WasmModule
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LoadedModule:
+    """A published module version, compiled and instantiated."""
+
+    record: ModuleRecord
+    wasm: WasmModule
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def version(self) -> str:
+        return self.record.version
+
+    @property
+    def schema(self) -> Schema:
+        return self.record.schema
+
+
+class ModuleSet:
+    """Resolves aggregate names to loaded modules, following new publishes."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        limits: Limits | None = None,
+        max_instances: int = 2,
+        check_interval: float = 1.0,
+    ) -> None:
+        self._registry = registry
+        self._limits = limits
+        self._max_instances = max_instances
+        self._check_interval = check_interval
+        self._by_sha: dict[str, WasmModule] = {}
+        self._current: dict[str, LoadedModule] = {}
+        self._seq = -1
+        self._checked_at = float("-inf")
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def current(self, aggregate: str) -> LoadedModule:
+        """The newest published version of ``aggregate``, loaded.
+
+        Raises ``UnknownAggregate`` when nothing of that name is published.
+        """
+        await self._refresh()
+        found = self._current.get(aggregate)
+        if found is not None:
+            return found
+        lock = self._locks.setdefault(aggregate, asyncio.Lock())
+        async with lock:
+            found = self._current.get(aggregate)
+            if found is None:
+                record = await self._registry.resolve(aggregate)
+                found = await self.load(record)
+                self._current[aggregate] = found
+            return found
+
+    async def load(self, record: ModuleRecord) -> LoadedModule:
+        """Compile (or fetch from the compile cache) and instantiate one module version."""
+        wasm = self._by_sha.get(record.sha256)
+        if wasm is None:
+            data = await self._registry.module_bytes(record.name, record.version)
+            wasm = await asyncio.to_thread(self._load_bytes, data, record.sha256)
+            self._by_sha[record.sha256] = wasm
+        return LoadedModule(record, wasm)
+
+    def _load_bytes(self, data: bytes, sha256: str) -> WasmModule:
+        from thalo.wasm import load_module
+
+        return load_module(
+            data, sha256=sha256, limits=self._limits, max_instances=self._max_instances
+        )
+
+    async def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < self._check_interval:
+            return
+        self._checked_at = now
+        seq = await self._registry.last_seq()
+        if seq != self._seq:
+            # Something was published: resolve names again on next use. Loaded
+            # components stay cached by content hash.
+            self._seq = seq
+            self._current.clear()
+
+    def close(self) -> None:
+        """Discard every loaded module's instances; idempotent."""
+        for wasm in self._by_sha.values():
+            wasm.close()
+        self._by_sha.clear()
+        self._current.clear()

@@ -1,0 +1,443 @@
+"""The runtime: handles commands against published aggregates (shared/DESIGN.md, "The flow").
+
+For one command: resolve the aggregate's newest module, validate the payload
+against its ESDL, take the stream's lock, get the entity (cached, or rebuilt
+from its latest snapshot plus the events after it), let the guest decide
+(outside any store transaction, on a worker thread), validate the events it
+returned, append them with the expected version the entity was built from,
+and apply them. On a concurrency conflict the entity catches up from the store
+and the command runs again, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SNAPSHOT_TYPE", "EntityState", "Runtime"]
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+from thalo.core import Message, NewMessage, entity_stream_name, new_message_id, snapshot_stream_name
+from thalo.core import metadata as keys
+from thalo.errors import (
+    CommandRejected,
+    ConcurrencyExhausted,
+    GuestError,
+    PayloadInvalid,
+    UnknownCommand,
+    WrongExpectedVersion,
+)
+from thalo.registry import Registry
+from thalo.runtime.cache import EntityCache, HydratedEntity, StreamLocks
+from thalo.runtime.modules import LoadedModule, ModuleSet
+from thalo.store import MessageStore
+
+if TYPE_CHECKING:
+    from thalo.wasm import Limits
+
+SNAPSHOT_TYPE = "Snapshot"
+_T = TypeVar("_T")
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EntityState:
+    """An entity's state as its guest snapshots it, at stream ``version``."""
+
+    aggregate: str
+    entity_id: str
+    version: int
+    module_version: str
+    state: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for ``--json`` and the HTTP API."""
+        return {
+            "aggregate": self.aggregate,
+            "id": self.entity_id,
+            "version": self.version,
+            "module_version": self.module_version,
+            "state": self.state,
+        }
+
+
+class Runtime:
+    """Executes commands against aggregates published in ``store``'s registry.
+
+    ``cache_size`` bounds the hydrated entities kept in memory; a snapshot is
+    written every ``snapshot_every`` events of an entity (0: never);
+    ``max_retries`` bounds re-runs after concurrency conflicts; the newest
+    command ids of each entity (``idempotency_window``) are remembered so that a
+    repeated ``command_id`` returns the first result instead of running again.
+    """
+
+    def __init__(
+        self,
+        store: MessageStore,
+        *,
+        registry: Registry | None = None,
+        cache_size: int = 10_000,
+        snapshot_every: int = 100,
+        max_retries: int = 10,
+        idempotency_window: int = 1_000,
+        limits: Limits | None = None,
+        guest_threads: int = 2,
+        module_check_interval: float = 1.0,
+        replay_batch: int = 1_000,
+    ) -> None:
+        self.store = store
+        self.registry = registry or Registry(store)
+        self.modules = ModuleSet(
+            self.registry,
+            limits=limits,
+            max_instances=guest_threads,
+            check_interval=module_check_interval,
+        )
+        self.cache = EntityCache(cache_size)
+        self.snapshot_every = snapshot_every
+        self.max_retries = max_retries
+        self.idempotency_window = idempotency_window
+        self.replay_batch = replay_batch
+        self._locks = StreamLocks()
+        self._executor = ThreadPoolExecutor(guest_threads, thread_name_prefix="thalo-guest")
+        self._closed = False
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Drop cached entities and loaded modules; idempotent. The store stays open."""
+        if self._closed:
+            return
+        self._closed = True
+        self.cache.clear()
+        self.modules.close()
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- commands --------------------------------------------------------------
+
+    async def execute(
+        self,
+        aggregate: str,
+        entity_id: str,
+        command: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        command_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        causation: Message | None = None,
+    ) -> list[Message]:
+        """Run ``command`` on entity ``entity_id``; return the events it recorded.
+
+        ``causation`` is the command message when the command came through a
+        command stream. Raises ``UnknownAggregate``, ``UnknownCommand``,
+        ``PayloadInvalid`` (the payload, or the events the guest returned),
+        ``CommandRejected``, a ``GuestError`` (trap, timeout, memory) and
+        ``ConcurrencyExhausted``. Nothing is written unless the command succeeds.
+        """
+        body = dict(payload or {})
+        module = await self.modules.current(aggregate)
+        module.schema.validate_command(command, body)
+        stream = entity_stream_name(module.name, entity_id)
+        async with self._locks.hold(stream):
+            entity = await self._entity(module, stream, entity_id)
+            for _attempt in range(self.max_retries + 1):
+                if command_id is not None and command_id in entity.commands:
+                    first, count = entity.commands[command_id]
+                    return await self._read_range(stream, first, count)
+                events = await self._decide(entity, entity_id, command, body, causation)
+                if not events:
+                    return []
+                messages = self._messages(entity, events, command_id, metadata, causation)
+                try:
+                    last = await self.store.write_messages(stream, messages, entity.version)
+                except WrongExpectedVersion:
+                    entity = await self._catch_up(entity, entity_id)
+                    continue
+                first = last - len(messages) + 1
+                await self._apply_written(entity, events, first, command_id)
+                written = await self._read_range(stream, first, len(messages))
+                await self._maybe_snapshot(entity)
+                return written
+            raise ConcurrencyExhausted(
+                f"{aggregate} {entity_id!r}: {command} lost the race for the stream "
+                f"{self.max_retries + 1} times; other writers keep changing it"
+            )
+
+    async def _decide(
+        self,
+        entity: HydratedEntity,
+        entity_id: str,
+        command: str,
+        payload: dict[str, Any],
+        causation: Message | None,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        from thalo.wasm import GuestIgnored, GuestRejected, GuestUnknownCommand
+
+        ctx = {
+            "streamName": entity.stream_name,
+            "messageId": causation.id if causation else None,
+            "position": causation.position if causation else None,
+            "globalPosition": causation.global_position if causation else None,
+            "metadata": (causation.metadata or {}) if causation else {},
+            "time": (causation.time if causation else datetime.now(UTC)).isoformat(),
+        }
+        schema = entity.module.schema
+        try:
+            events = await self._guest(entity.wasm.handle, ctx, command, payload)
+        except GuestRejected as exc:
+            raise CommandRejected(schema.name, entity_id, command, exc.reason) from None
+        except GuestIgnored:
+            return []
+        except GuestUnknownCommand:
+            raise UnknownCommand(schema.name, command, tuple(schema.commands)) from None
+        except GuestError:
+            self.cache.discard(entity.stream_name)
+            raise
+        try:
+            schema.validate_command_events(command, events)
+        except PayloadInvalid as exc:
+            raise PayloadInvalid(
+                f"the events {schema.name} {entity.module.version} returned for {command!r}",
+                exc.violations,
+            ) from None
+        return events
+
+    def _messages(
+        self,
+        entity: HydratedEntity,
+        events: Sequence[tuple[str, dict[str, Any]]],
+        command_id: str | None,
+        metadata: Mapping[str, Any] | None,
+        causation: Message | None,
+    ) -> list[NewMessage]:
+        meta: dict[str, Any] = dict(metadata or {})
+        if causation is not None:
+            meta[keys.CAUSATION_MESSAGE_STREAM_NAME] = causation.stream_name
+            meta[keys.CAUSATION_MESSAGE_POSITION] = causation.position
+            meta[keys.CAUSATION_MESSAGE_GLOBAL_POSITION] = causation.global_position
+            for key in (keys.CORRELATION_STREAM_NAME, keys.REPLY_STREAM_NAME):
+                value = causation.meta(key)
+                if value is not None:
+                    meta.setdefault(key, value)
+        if command_id is not None:
+            meta[keys.COMMAND_ID] = command_id
+        meta[keys.MODULE_VERSION] = entity.module.version
+        return [NewMessage(type=t, data=d, metadata=meta) for t, d in events]
+
+    async def _apply_written(
+        self,
+        entity: HydratedEntity,
+        events: Sequence[tuple[str, dict[str, Any]]],
+        first: int,
+        command_id: str | None,
+    ) -> None:
+        try:
+            await self._guest(entity.wasm.apply, list(events))
+        except Exception:
+            # The events are recorded; the cached state is not to be trusted.
+            self.cache.discard(entity.stream_name)
+            raise
+        entity.version = first + len(events) - 1
+        entity.since_snapshot += len(events)
+        if command_id is not None:
+            entity.remember(command_id, first, len(events), self.idempotency_window)
+
+    async def _read_range(self, stream: str, first: int, count: int) -> list[Message]:
+        if count == 0:
+            return []
+        return await self.store.get_stream_messages(stream, first, count)
+
+    # --- entities --------------------------------------------------------------
+
+    async def _entity(self, module: LoadedModule, stream: str, entity_id: str) -> HydratedEntity:
+        cached = self.cache.get(stream)
+        if cached is not None and cached.module is module:
+            return cached
+        if cached is not None:  # an older module version: rebuild with the new one
+            self.cache.discard(stream)
+        entity = await self._hydrate(module, stream, entity_id)
+        self.cache.put(entity)
+        return entity
+
+    async def _catch_up(self, entity: HydratedEntity, entity_id: str) -> HydratedEntity:
+        """Apply what other writers appended since ``entity.version``."""
+        try:
+            await self._replay(entity, entity.version + 1)
+        except GuestError:
+            self.cache.discard(entity.stream_name)
+            entity = await self._hydrate(entity.module, entity.stream_name, entity_id)
+            self.cache.put(entity)
+        return entity
+
+    async def _hydrate(
+        self,
+        module: LoadedModule,
+        stream: str,
+        entity_id: str,
+        *,
+        until: Callable[[Message], bool] | None = None,
+        snapshot: bool = True,
+        snapshot_before: int | None = None,
+        progress: Progress | None = None,
+    ) -> HydratedEntity:
+        """An entity rebuilt from its latest usable snapshot and the events after it.
+
+        ``snapshot_before`` restricts snapshots to those at or before a position;
+        ``snapshot=False`` replays every event.
+        """
+        entity: HydratedEntity | None = None
+        if snapshot:
+            entity = await self._restore(module, entity_id, stream, snapshot_before)
+        if entity is None:
+            wasm = await self._guest(module.wasm.entity, entity_id)
+            entity = HydratedEntity(stream, module, wasm)
+        await self._replay(entity, entity.version + 1, until=until, progress=progress)
+        return entity
+
+    async def _restore(
+        self, module: LoadedModule, entity_id: str, stream: str, before: int | None
+    ) -> HydratedEntity | None:
+        snapshots = snapshot_stream_name(module.name, entity_id)
+        if before is None:
+            latest = await self.store.get_last_stream_message(snapshots, SNAPSHOT_TYPE)
+            candidates = [latest] if latest is not None else []
+        else:
+            candidates = await self.store.get_stream_messages(snapshots, 0, -1)
+            candidates.reverse()
+        for message in candidates:
+            data = message.data
+            if data.get("moduleVersion") != module.version:
+                continue  # another version's state layout: replay instead
+            version = int(data["version"])
+            if before is not None and version > before:
+                continue
+            from thalo.wasm import GuestDecodeFailed
+
+            try:
+                wasm = await self._guest(
+                    module.wasm.restore, entity_id, orjson.dumps(data["state"]).decode()
+                )
+            except GuestDecodeFailed:
+                return None
+            commands = data.get("commands") or {}
+            entity = HydratedEntity(stream, module, wasm, version=version)
+            for command_id, (first, count) in commands.items():
+                entity.remember(command_id, int(first), int(count), self.idempotency_window)
+            return entity
+        return None
+
+    async def _replay(
+        self,
+        entity: HydratedEntity,
+        position: int,
+        *,
+        until: Callable[[Message], bool] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        while True:
+            batch = await self.store.get_stream_messages(
+                entity.stream_name, position, self.replay_batch
+            )
+            if until is not None:
+                stop = next((i for i, m in enumerate(batch) if not until(m)), None)
+                if stop is not None:
+                    batch = batch[:stop]
+            if not batch:
+                return
+            await self._guest(entity.wasm.apply, [(m.type, m.data) for m in batch])
+            for message in batch:
+                command_id = message.meta(keys.COMMAND_ID)
+                if isinstance(command_id, str):
+                    first, count = entity.commands.get(command_id, (message.position, 0))
+                    entity.remember(command_id, first, count + 1, self.idempotency_window)
+            entity.version = batch[-1].position
+            entity.since_snapshot += len(batch)
+            if progress is not None:
+                progress(len(batch))
+            if len(batch) < self.replay_batch:
+                return
+            position = entity.version + 1
+
+    async def _maybe_snapshot(self, entity: HydratedEntity) -> None:
+        if self.snapshot_every <= 0 or entity.since_snapshot < self.snapshot_every:
+            return
+        await self.write_snapshot(entity)
+
+    async def write_snapshot(self, entity: HydratedEntity) -> None:
+        """Record the entity's state at its version in its snapshot stream."""
+        state = orjson.loads(await self._guest(entity.wasm.snapshot))
+        entity_id = entity.stream_name.partition("-")[2]
+        message = NewMessage(
+            type=SNAPSHOT_TYPE,
+            data={
+                "version": entity.version,
+                "moduleVersion": entity.module.version,
+                "state": state,
+                "commands": {k: list(v) for k, v in entity.commands.items()},
+            },
+        )
+        await self.store.write_message(snapshot_stream_name(entity.module.name, entity_id), message)
+        entity.since_snapshot = 0
+
+    # --- time travel -----------------------------------------------------------
+
+    async def state(
+        self,
+        aggregate: str,
+        entity_id: str,
+        *,
+        at_position: int | None = None,
+        at_time: datetime | None = None,
+        progress: Progress | None = None,
+    ) -> EntityState:
+        """The entity's state now, after the event at ``at_position``, or as of ``at_time``.
+
+        Rebuilt from events (and a snapshot at or before the target, when there is
+        one), never from the cache, so it shows exactly what the stream says.
+        """
+        module = await self.modules.current(aggregate)
+        stream = entity_stream_name(module.name, entity_id)
+        until: Callable[[Message], bool] | None = None
+        if at_position is not None:
+            until = lambda m: m.position <= at_position  # noqa: E731
+        elif at_time is not None:
+            moment = at_time if at_time.tzinfo else at_time.replace(tzinfo=UTC)
+            until = lambda m: m.time <= moment  # noqa: E731
+        entity = await self._hydrate(
+            module,
+            stream,
+            entity_id,
+            until=until,
+            # A snapshot does not say when its last event happened: replay for --at-time.
+            snapshot=at_time is None,
+            snapshot_before=at_position,
+            progress=progress,
+        )
+        try:
+            state = orjson.loads(await self._guest(entity.wasm.snapshot))
+        finally:
+            entity.wasm.close()
+        return EntityState(module.name, entity_id, entity.version, module.version, state)
+
+    # --- plumbing --------------------------------------------------------------
+
+    async def _guest(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run a guest call on a worker thread: wasmtime releases the GIL while inside."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+
+def new_command_id() -> str:
+    """A fresh command id (UUID text)."""
+    return new_message_id()
