@@ -95,6 +95,20 @@ _INSERT_SQL = (
     "INSERT INTO messages (position, time, stream_name, type, data, metadata, id, "
     "category, cardinal_hash, correlation_category) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# One message, expected version checked and position assigned in the same statement:
+# a write statement holds SQLite's write lock from its first step, so even without
+# an explicit transaction no other connection or process can write in between.
+_CHECKED_INSERT_SQL = (
+    "INSERT INTO messages (position, time, stream_name, type, data, metadata, id, "
+    "category, cardinal_hash, correlation_category) "
+    "SELECT (SELECT coalesce(max(position), -1) + 1 FROM messages WHERE stream_name = ?1), "
+    "?2, ?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
+    "WHERE ?10 IS NULL "
+    "OR (SELECT coalesce(max(position), -1) FROM messages WHERE stream_name = ?1) = ?10 "
+    # No FROM clause: a SELECT from the table being inserted into would be
+    # materialized first (measured 20x slower).
+    "RETURNING position"
+)
 
 # Set while a task is inside SqliteStore.transaction(): the writer thread is
 # held by that transaction, so a message write from the same task would wait
@@ -103,15 +117,34 @@ _OPEN_TRANSACTION: ContextVar[SqliteStore | None] = ContextVar("thalo_sqlite_tx"
 
 
 class _Write(Job):
-    __slots__ = ("encoded", "expected_version", "stream_name")
+    """One caller's write. Its columns are computed here, on the caller's side, so the
+    writer thread (the bottleneck under concurrency) only runs SQL."""
+
+    __slots__ = ("expected_version", "ids", "rows", "stream_name")
 
     def __init__(
         self, stream_name: str, encoded: list[EncodedMessage], expected_version: int | None
     ) -> None:
         super().__init__()
         self.stream_name = stream_name
-        self.encoded = encoded
         self.expected_version = expected_version
+        self.ids = [m.id for m in encoded]
+        ident = cardinal_id(stream_name)
+        cat = category(stream_name)
+        cardinal_hash = None if ident is None else hash_64(ident)
+        # (type, data, metadata, id, category, cardinal_hash, correlation_category)
+        self.rows = [
+            (
+                m.type,
+                m.data,
+                m.metadata,
+                m.id,
+                cat,
+                cardinal_hash,
+                _correlation_category(m.metadata_value),
+            )
+            for m in encoded
+        ]
 
 
 def _now() -> str:
@@ -141,45 +174,43 @@ def _translate(exc: sqlite3.Error, doing: str) -> StoreError:
     return StoreUnavailable(f"could not {doing}: SQLite failed: {text}")
 
 
+def _insert_one(connection: sqlite3.Connection, job: _Write, now: str) -> int:
+    """One message in one statement (see _CHECKED_INSERT_SQL); return its position."""
+    stream, expected = job.stream_name, job.expected_version
+    params = (stream, now, *job.rows[0], expected)
+    while True:
+        try:
+            inserted = connection.execute(_CHECKED_INSERT_SQL, params).fetchall()
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateMessageId(job.ids[0], stream) from exc
+        if inserted:
+            return int(inserted[0][0])
+        (version,) = connection.execute(_VERSION_SQL, (stream,)).fetchone()
+        version = -1 if version is None else version
+        if version != expected or connection.in_transaction:
+            assert expected is not None
+            raise WrongExpectedVersion(stream, expected, version)
+        # Outside a transaction another process wrote between the two statements
+        # and the stream now happens to be at the expected version: try again.
+
+
 def _insert(connection: sqlite3.Connection, job: _Write, now: str) -> int:
     """Check the expected version and insert the job's messages; return the last position."""
+    if len(job.rows) == 1:
+        return _insert_one(connection, job, now)
     stream = job.stream_name
     (version,) = connection.execute(_VERSION_SQL, (stream,)).fetchone()
     version = -1 if version is None else version
     if job.expected_version is not None and job.expected_version != version:
         raise WrongExpectedVersion(stream, job.expected_version, version)
-    ident = cardinal_id(stream)
-    cat = category(stream)
-    cardinal_hash = None if ident is None else hash_64(ident)
-    rows = [
-        (
-            version + 1 + offset,
-            now,
-            stream,
-            m.type,
-            m.data,
-            m.metadata,
-            m.id,
-            cat,
-            cardinal_hash,
-            _correlation_category(m.metadata_value),
-        )
-        for offset, m in enumerate(job.encoded)
-    ]
-    if len(rows) == 1:
-        # One statement is atomic by itself: no savepoint needed.
-        try:
-            connection.execute(_INSERT_SQL, rows[0])
-        except sqlite3.IntegrityError as exc:
-            raise DuplicateMessageId(job.encoded[0].id, stream) from exc
-        return version + 1
+    rows = [(version + 1 + offset, now, stream, *row) for offset, row in enumerate(job.rows)]
     connection.execute("SAVEPOINT thalo_write")
     try:
         connection.executemany(_INSERT_SQL, rows)
     except sqlite3.IntegrityError as exc:
         connection.execute("ROLLBACK TO thalo_write")
         connection.execute("RELEASE thalo_write")
-        ids = [m.id for m in job.encoded]
+        ids = job.ids
         marks = ", ".join("?" * len(ids))
         found = {
             r[0] for r in connection.execute(f"SELECT id FROM messages WHERE id IN ({marks})", ids)
@@ -194,6 +225,15 @@ def _write_batch(
     connection: sqlite3.Connection, jobs: list[_Write]
 ) -> list[tuple[Job, Any, BaseException | None]]:
     """Group commit: every job in one transaction; a job's own failure fails only that job."""
+    if len(jobs) == 1 and len(jobs[0].rows) == 1:
+        # Alone: the single statement is its own transaction.
+        job = jobs[0]
+        try:
+            return [(job, _insert_one(connection, job, _now()), None)]
+        except ThaloError as exc:
+            return [(job, None, exc)]
+        except sqlite3.Error as exc:
+            return [(job, None, _translate(exc, "write a message"))]
     try:
         connection.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:

@@ -1,0 +1,355 @@
+"""Message store throughput: thalo's backends against bare-driver ceilings measured in the same run.
+
+For each backend it prints events/s (median of --repeat runs) for appending
+single events with an expected version (1 writer, 8 concurrent writers),
+batches of 100, and reading a stream; beside each, the ceiling and the ratio.
+
+- SQLite ceiling: a bare sqlite3 ``INSERT`` loop into the same table, same file
+  and pragmas (one commit per event; 100 per commit for batches); for reads a
+  bare ``SELECT`` of the same rows.
+- Message DB ceiling: a bare psycopg loop calling ``write_message`` (autocommit);
+  for batches one pipelined ``executemany`` per 100 in a transaction; for reads a
+  bare ``SELECT * FROM get_stream_messages``.
+
+Targets (issue 2): single-writer append ≥ 0.8 of its ceiling on both backends;
+8 concurrent writers on SQLite ≥ 3× the single-writer ceiling (group commit);
+on Message DB, 8 writers spread over categories ≥ 2× one writer.
+
+    python bench/store_append.py [--postgres-url URL] [--events 2000] [--repeat 3]
+
+The PostgreSQL URL defaults to $THALO_BENCH_POSTGRES_URL or $THALO_TEST_POSTGRES_URL;
+Message DB must be installed there (``thalo store init URL``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from thalo.core import NewMessage
+from thalo.store import MessageStore, open_store
+
+WRITERS = 8
+BATCH = 100
+DATA = {"amount": 10, "note": "benchmark event"}
+META = {"correlationStreamName": "bench-1", "schemaVersion": "1"}
+
+
+def _category() -> str:
+    return f"bench{uuid.uuid4().hex[:10]}"
+
+
+def _median(runs: list[float]) -> float:
+    return statistics.median(runs)
+
+
+async def _timed(count: int, body: Callable[[], Awaitable[None]]) -> float:
+    start = time.perf_counter()
+    await body()
+    return count / (time.perf_counter() - start)
+
+
+def _row(figure: str, value: float, ceiling: float | None, label: str, target: str = "") -> None:
+    line = f"  {figure:<44} {value:>10,.0f} ev/s"
+    if ceiling is not None:
+        line += f"   {label} {ceiling:>10,.0f} ev/s   ratio {value / ceiling:5.2f}"
+    if target:
+        line += f"   (target {target})"
+    print(line)
+
+
+# --- thalo's side (same code for both backends) -------------------------------------------
+
+
+async def thalo_single(store: MessageStore, events: int) -> float:
+    stream = f"{_category()}-1"
+
+    async def body() -> None:
+        for version in range(-1, events - 1):
+            await store.write_message(stream, NewMessage("Benched", DATA, META), version)
+
+    return await _timed(events, body)
+
+
+async def thalo_concurrent(store: MessageStore, events: int, spread_categories: bool) -> float:
+    shared = _category()
+    per_writer = events // WRITERS
+
+    async def writer(number: int) -> None:
+        category = _category() if spread_categories else shared
+        stream = f"{category}-{number}"
+        for version in range(-1, per_writer - 1):
+            await store.write_message(stream, NewMessage("Benched", DATA, META), version)
+
+    async def body() -> None:
+        await asyncio.gather(*(writer(n) for n in range(WRITERS)))
+
+    return await _timed(per_writer * WRITERS, body)
+
+
+async def thalo_batches(store: MessageStore, events: int) -> float:
+    stream = f"{_category()}-1"
+    batches = max(1, events // BATCH)
+
+    async def body() -> None:
+        for b in range(batches):
+            messages = [NewMessage("Benched", DATA, META) for _ in range(BATCH)]
+            await store.write_messages(stream, messages, b * BATCH - 1)
+
+    return await _timed(batches * BATCH, body)
+
+
+async def thalo_read(store: MessageStore, stream: str, events: int) -> float:
+    async def body() -> None:
+        position = 0
+        while True:
+            found = await store.get_stream_messages(stream, position, 1000)
+            if not found:
+                return
+            position = found[-1].position + 1
+
+    return await _timed(events, body)
+
+
+async def fill(store: MessageStore, events: int) -> str:
+    stream = f"{_category()}-read"
+    for start in range(0, events, BATCH):
+        count = min(BATCH, events - start)
+        await store.write_messages(
+            stream, [NewMessage("Benched", DATA, META) for _ in range(count)]
+        )
+    return stream
+
+
+# --- SQLite ceilings -------------------------------------------------------------------------
+
+_INSERT = (
+    "INSERT INTO messages (position, time, stream_name, type, data, metadata, id, "
+    "category, cardinal_hash, correlation_category) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _sqlite_connection(path: Path, synchronous: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    return connection
+
+
+def _rows(stream: str, start: int, count: int) -> list[tuple[Any, ...]]:
+    data, meta = orjson.dumps(DATA).decode(), orjson.dumps(META).decode()
+    return [
+        (
+            start + i,
+            "2026-01-01 00:00:00.000000",
+            stream,
+            "Benched",
+            data,
+            meta,
+            str(uuid.uuid4()),
+            stream.split("-")[0],
+            1,
+            "bench",
+        )
+        for i in range(count)
+    ]
+
+
+def sqlite_ceiling_single(path: Path, synchronous: str, events: int) -> float:
+    connection = _sqlite_connection(path, synchronous)
+    rows = _rows(f"{_category()}-1", 0, events)
+    start = time.perf_counter()
+    for row in rows:
+        connection.execute(_INSERT, row)  # autocommit: one transaction per event
+    rate = events / (time.perf_counter() - start)
+    connection.close()
+    return rate
+
+
+def sqlite_ceiling_batches(path: Path, synchronous: str, events: int) -> float:
+    connection = _sqlite_connection(path, synchronous)
+    stream = f"{_category()}-1"
+    batches = max(1, events // BATCH)
+    prepared = [_rows(stream, b * BATCH, BATCH) for b in range(batches)]
+    start = time.perf_counter()
+    for rows in prepared:
+        connection.execute("BEGIN")
+        connection.executemany(_INSERT, rows)
+        connection.execute("COMMIT")
+    rate = batches * BATCH / (time.perf_counter() - start)
+    connection.close()
+    return rate
+
+
+def sqlite_ceiling_read(path: Path, stream: str, events: int) -> float:
+    connection = _sqlite_connection(path, "FULL")
+    start = time.perf_counter()
+    rows = connection.execute(
+        "SELECT id, stream_name, type, position, global_position, data, metadata, time "
+        "FROM messages WHERE stream_name = ? ORDER BY position",
+        (stream,),
+    ).fetchall()
+    rate = len(rows) / (time.perf_counter() - start)
+    connection.close()
+    assert len(rows) == events
+    return rate
+
+
+# --- Message DB ceilings ---------------------------------------------------------------------
+
+_WRITE = (
+    "SELECT write_message(%s::varchar, %s::varchar, %s::varchar, %s::jsonb, %s::jsonb, %s::bigint)"
+)
+
+
+async def _pg_connect(url: str) -> Any:
+    import psycopg
+
+    from thalo.store.messagedb import connection_options
+
+    return await psycopg.AsyncConnection.connect(url, **connection_options(url))
+
+
+def _pg_params(stream: str, start: int, count: int) -> list[tuple[Any, ...]]:
+    data, meta = orjson.dumps(DATA).decode(), orjson.dumps(META).decode()
+    return [(str(uuid.uuid4()), stream, "Benched", data, meta, start + i - 1) for i in range(count)]
+
+
+async def pg_ceiling_single(url: str, events: int) -> float:
+    connection = await _pg_connect(url)
+    params = _pg_params(f"{_category()}-1", 0, events)
+    start = time.perf_counter()
+    for p in params:
+        await connection.execute(_WRITE, p)
+    rate = events / (time.perf_counter() - start)
+    await connection.close()
+    return rate
+
+
+async def pg_ceiling_batches(url: str, events: int) -> float:
+    connection = await _pg_connect(url)
+    stream = f"{_category()}-1"
+    batches = max(1, events // BATCH)
+    prepared = [_pg_params(stream, b * BATCH, BATCH) for b in range(batches)]
+    start = time.perf_counter()
+    for params in prepared:
+        async with connection.transaction(), connection.cursor() as cursor:
+            await cursor.executemany(_WRITE, params)
+    rate = batches * BATCH / (time.perf_counter() - start)
+    await connection.close()
+    return rate
+
+
+async def pg_ceiling_read(url: str, stream: str, events: int) -> float:
+    connection = await _pg_connect(url)
+    start = time.perf_counter()
+    count, position = 0, 0
+    while True:
+        cursor = await connection.execute(
+            "SELECT * FROM get_stream_messages(%s::varchar, %s::bigint, %s::bigint)",
+            (stream, position, 1000),
+        )
+        rows = await cursor.fetchall()
+        if not rows:
+            break
+        count += len(rows)
+        position = rows[-1][3] + 1
+    rate = count / (time.perf_counter() - start)
+    await connection.close()
+    assert count == events
+    return rate
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="thalo-bench-") as folder:
+        path = Path(folder) / "bench.db"
+        url = f"sqlite:///{path.as_posix()}?synchronous={synchronous.lower()}"
+        print(f"SQLite (WAL, synchronous={synchronous}), {events} events, median of {repeat}")
+        async with open_store(url) as store:
+            ceiling = _median(
+                [sqlite_ceiling_single(path, synchronous, events) for _ in range(repeat)]
+            )
+            single = _median([await thalo_single(store, events) for _ in range(repeat)])
+            _row("append, 1 writer, expected version", single, ceiling, "ceiling", "≥ 0.8")
+            many = _median(
+                [await thalo_concurrent(store, events * 2, False) for _ in range(repeat)]
+            )
+            _row(
+                f"append, {WRITERS} concurrent writers (group commit)",
+                many,
+                ceiling,
+                "1-writer ceiling",
+                "≥ 3",
+            )
+            batch_ceiling = _median(
+                [sqlite_ceiling_batches(path, synchronous, events * 5) for _ in range(repeat)]
+            )
+            batched = _median([await thalo_batches(store, events * 5) for _ in range(repeat)])
+            _row(f"append, batches of {BATCH}", batched, batch_ceiling, "ceiling")
+            stream = await fill(store, events * 10)
+            read_ceiling = _median(
+                [sqlite_ceiling_read(path, stream, events * 10) for _ in range(repeat)]
+            )
+            read = _median([await thalo_read(store, stream, events * 10) for _ in range(repeat)])
+            _row("read a stream (decoded Messages)", read, read_ceiling, "bare SELECT")
+
+
+async def bench_messagedb(url: str, events: int, repeat: int) -> None:
+    print(f"Message DB at {url.split('@')[-1]}, {events} events, median of {repeat}")
+    async with open_store(url) as store:
+        ceiling = _median([await pg_ceiling_single(url, events) for _ in range(repeat)])
+        single = _median([await thalo_single(store, events) for _ in range(repeat)])
+        _row("append, 1 writer, expected version", single, ceiling, "ceiling", "≥ 0.8")
+        spread = _median([await thalo_concurrent(store, events * 2, True) for _ in range(repeat)])
+        _row(f"append, {WRITERS} writers across categories", spread, single, "1 writer", "≥ 2")
+        same = _median([await thalo_concurrent(store, events, False) for _ in range(repeat)])
+        _row(f"append, {WRITERS} writers in one category", same, single, "1 writer")
+        batch_ceiling = _median([await pg_ceiling_batches(url, events * 5) for _ in range(repeat)])
+        batched = _median([await thalo_batches(store, events * 5) for _ in range(repeat)])
+        _row(f"append, batches of {BATCH}", batched, batch_ceiling, "ceiling")
+        stream = await fill(store, events * 10)
+        read_ceiling = _median(
+            [await pg_ceiling_read(url, stream, events * 10) for _ in range(repeat)]
+        )
+        read = _median([await thalo_read(store, stream, events * 10) for _ in range(repeat)])
+        _row("read a stream (decoded Messages)", read, read_ceiling, "bare fetch")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("THALO_BENCH_POSTGRES_URL")
+        or os.environ.get("THALO_TEST_POSTGRES_URL"),
+        help="Message DB database (default: $THALO_BENCH_POSTGRES_URL or $THALO_TEST_POSTGRES_URL)",
+    )
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
+    parser.add_argument("--only", choices=["sqlite", "messagedb"], default=None)
+    args = parser.parse_args()
+    if args.only != "messagedb":
+        asyncio.run(bench_sqlite(args.events, args.repeat, args.synchronous))
+    if args.only != "sqlite":
+        if not args.postgres_url:
+            print("Message DB: skipped, no --postgres-url (or $THALO_BENCH_POSTGRES_URL)")
+        else:
+            asyncio.run(bench_messagedb(args.postgres_url, args.events, args.repeat))
+
+
+if __name__ == "__main__":
+    main()
