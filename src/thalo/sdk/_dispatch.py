@@ -16,6 +16,10 @@ from thalo.sdk._codec import snake_case
 from thalo.sdk._context import Context
 from thalo.sdk._errors import DispatchError
 
+# Built once: json.dumps with non-default arguments builds a new encoder per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_ENCODE_SNAPSHOT = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+
 # Per aggregate class: event type -> (method name, event class), command -> method name.
 _ROUTES: dict[type[Aggregate], tuple[dict[str, tuple[str, type[Any]]], dict[str, str]]] = {}
 
@@ -103,7 +107,7 @@ class EntityCore:
 
     def handle(self, ctx: str, command: str) -> str:
         """Decides ``{"name", "payload"}`` under ``ctx``; returns a JSON array of events."""
-        return json.dumps(self.handle_decoded(ctx, command), separators=(",", ":"))
+        return _ENCODE(self.handle_decoded(ctx, command))
 
     def handle_decoded(self, ctx: str, command: str) -> list[dict[str, Any]]:
         """:meth:`handle`, but returning the events before JSON encoding."""
@@ -139,7 +143,7 @@ class EntityCore:
         """The state as JSON text (the aggregate's :meth:`~Aggregate.to_snapshot`)."""
         try:
             state = self.aggregate.to_snapshot()
-            return json.dumps(state, separators=(",", ":"), sort_keys=True, allow_nan=False)
+            return _ENCODE_SNAPSHOT(state)
         except (TypeError, ValueError) as exc:
             raise DispatchError("decode", f"cannot encode snapshot: {exc}") from None
 

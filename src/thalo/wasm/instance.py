@@ -101,12 +101,15 @@ class Instance:
                 raise WasmtimeError(f"export {name} vanished")
             return found
 
-        self.constructor = func("[constructor]entity")
-        self.restore_func = func("[static]entity.restore")
-        self.schema_func = func("schema")
-        self.apply_call = StringCall(func("[method]entity.apply"), with_self=True, strings=1)
-        self.handle_call = StringCall(func("[method]entity.handle"), with_self=True, strings=2)
-        self.snapshot_call = StringCall(func("[method]entity.snapshot"), with_self=True, strings=0)
+        # wasmtime-py's generic functions, kept for the rare calls and for comparison.
+        self.funcs = {name: func(name) for name in indexes}
+        self.constructor = self.funcs["[constructor]entity"]
+        self.restore_func = self.funcs["[static]entity.restore"]
+        self.schema_func = self.funcs["schema"]
+        funcs = self.funcs
+        self.apply_call = StringCall(funcs["[method]entity.apply"], with_self=True, strings=1)
+        self.handle_call = StringCall(funcs["[method]entity.handle"], with_self=True, strings=2)
+        self.snapshot_call = StringCall(funcs["[method]entity.snapshot"], with_self=True, strings=0)
 
     def call(self, fn: StringCall, entity: Entity, *args: str | bytes) -> CallOutcome:
         """Runs one string call for ``entity`` under the time budget."""

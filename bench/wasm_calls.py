@@ -1,0 +1,217 @@
+"""Per-call cost of the wasm host on the test counter, against wasmtime-py's generic call.
+
+Prints medians of --repeat runs:
+
+- ``handle``: one trivial counter command end to end (dict ctx/payload in,
+  ``[(type, data)]`` out), split into time inside the native call
+  (``wasmtime_component_func_call``) and host-side marshalling (the rest);
+  the baseline is the same call through wasmtime-py's ``Func.__call__`` with raw
+  JSON strings (it re-reads the function type on every call).
+- ``apply``: replay of a batch of --events events in one call, per event.
+- load: a fresh process loading the module from the compile cache
+  (deserialize + instantiate + schema), with and without a known sha256.
+- memory: RSS per extra instance and per cached entity.
+
+Targets (issue 4): handle ≤ 60 µs end to end, of which ≤ 25 µs host-side;
+batched apply ≤ 5 µs per event; cached load + instantiate < 10 ms.
+
+    python bench/wasm_calls.py [--calls 3000] [--events 2000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COUNTER = ROOT / "tests" / "wasm" / "guests" / "counter"
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def bench_handle(module: object, calls: int, repeat: int) -> tuple[float, float]:
+    """(end-to-end µs, native µs) medians for Entity.handle."""
+    from thalo.wasm import _calls
+
+    entity = module.entity("bench-handle")  # type: ignore[attr-defined]
+    native = [0.0]
+    real = _calls._func_call
+
+    def timed(*args: object) -> object:
+        started = time.perf_counter()
+        result = real(*args)
+        native[0] += time.perf_counter() - started
+        return result
+
+    ctx = {"streamName": "counter-bench"}
+    payload = {"amount": 1}
+    for _ in range(200):
+        entity.handle(ctx, "increment", payload)
+    totals, natives = [], []
+    for _ in range(repeat):
+        _calls._func_call = timed
+        native[0] = 0.0
+        started = time.perf_counter()
+        for _ in range(calls):
+            entity.handle(ctx, "increment", payload)
+        elapsed = time.perf_counter() - started
+        _calls._func_call = real
+        totals.append(elapsed / calls * 1e6)
+        natives.append(native[0] / calls * 1e6)
+    # The timing wrapper itself costs a Python call and two clock reads.
+    return median(totals), median(natives)
+
+
+def bench_handle_untimed(module: object, calls: int, repeat: int) -> float:
+    entity = module.entity("bench-untimed")  # type: ignore[attr-defined]
+    ctx = {"streamName": "counter-bench"}
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(calls):
+            entity.handle(ctx, "increment", {"amount": 1})
+        samples.append((time.perf_counter() - started) / calls * 1e6)
+    return median(samples)
+
+
+def bench_baseline(module: object, calls: int, repeat: int) -> float:
+    """The same handle through wasmtime-py's generic Func.__call__ (strings in, Variant out)."""
+    entity = module.entity("bench-baseline")  # type: ignore[attr-defined]
+    instance = entity._instance
+    func = instance.funcs["[method]entity.handle"]
+    store = instance.store
+    resource = entity._resource
+    ctx = json.dumps({"streamName": "counter-bench"})
+    command = '{"name":"increment","payload":{"amount":1}}'
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(calls):
+            store.set_epoch_deadline(400)
+            json.loads(func(store, resource, ctx, command))  # ok → the string itself
+        samples.append((time.perf_counter() - started) / calls * 1e6)
+    return median(samples)
+
+
+def bench_apply(module: object, events: int, repeat: int) -> float:
+    batch = json.dumps(
+        [
+            {"type": "Incremented", "data": {"amount": 1, "count": i + 1, "sequence": None}}
+            for i in range(events)
+        ]
+    )
+    samples = []
+    for run in range(repeat):
+        entity = module.entity(f"bench-apply-{run}")  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        entity.apply(batch)
+        samples.append((time.perf_counter() - started) / events * 1e6)
+        entity.close()
+    return median(samples)
+
+
+LOAD_PROBE = """
+import hashlib, json, sys, time
+from pathlib import Path
+data = Path(sys.argv[1]).read_bytes()
+digest = hashlib.sha256(data).hexdigest() if sys.argv[2] == "known" else None
+import thalo.wasm.module, wasmtime  # imports are not part of a load
+from thalo.wasm.engine import engine
+engine()
+started = time.perf_counter()
+module = thalo.wasm.module.load_module(data, sha256=digest)
+print(json.dumps({"seconds": time.perf_counter() - started, "cached": module.from_cache}))
+"""
+
+
+def bench_load(path: Path, repeat: int, digest: str) -> float:
+    samples = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-c", LOAD_PROBE, str(path), digest],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(out.stdout)
+        if not result["cached"]:
+            raise SystemExit("the compile cache was cold: run the bench again")
+        samples.append(result["seconds"] * 1e3)
+    return median(samples)
+
+
+def bench_memory(module: object) -> tuple[float, float]:
+    """(MiB per extra instance, KiB per cached entity)."""
+    before = rss_bytes()
+    extra = 4
+    for _ in range(extra):
+        instance = module._spawn()  # type: ignore[attr-defined]
+        instance.invoke(instance.schema_func, None)
+    per_instance = (rss_bytes() - before) / extra / 2**20
+    entities = []
+    before = rss_bytes()
+    count = 2000
+    for i in range(count):
+        entity = module.entity(f"mem-{i}")  # type: ignore[attr-defined]
+        entity.apply([("Incremented", {"amount": i, "count": i, "sequence": i})])
+        entities.append(entity)
+    per_entity = (rss_bytes() - before) / count / 2**10
+    return per_instance, per_entity
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    from thalo.cli.build import build_project
+    from thalo.wasm import load_module
+
+    built = build_project(COUNTER, Path(os.environ.get("TMPDIR", "/tmp")) / "bench-counter.wasm")
+    wasm = built.path.read_bytes()
+    module = load_module(wasm, max_instances=1)
+
+    e2e, native = bench_handle(module, args.calls, args.repeat)
+    untimed = bench_handle_untimed(module, args.calls, args.repeat)
+    baseline = bench_baseline(module, args.calls, args.repeat)
+    apply_us = bench_apply(module, args.events, args.repeat)
+    load_known = bench_load(built.path, args.repeat, "known")
+    load_hashing = bench_load(built.path, args.repeat, "hash")
+    per_instance, per_entity = bench_memory(module)
+
+    host = e2e - native
+    size = len(wasm) / 2**20
+    print(f"wasm host on {module.name} ({size:.1f} MiB component), medians of {args.repeat} runs")
+    row("handle end to end", untimed, "µs", "≤ 60", untimed <= 60)
+    row("  inside the native call", native, "µs")
+    row("  host-side marshalling", host, "µs", "≤ 25", host <= 25)
+    row("  baseline Func.__call__", baseline, "µs", f"ratio {baseline / untimed:.2f}×")
+    row(f"apply, batch of {args.events}", apply_us, "µs/event", "≤ 5", apply_us <= 5)
+    row("cached load+instantiate", load_known, "ms", "< 10", load_known < 10)
+    row("  hashing the bytes too", load_hashing, "ms")
+    row("memory per instance", per_instance, "MiB RSS")
+    row("memory per cached entity", per_entity, "KiB RSS")
+
+
+def row(label: str, value: float, unit: str, target: str = "", met: bool | None = None) -> None:
+    verdict = "" if met is None else ("ok" if met else "MISSED")
+    print(f"{label:<28}{value:9.2f} {unit:<9} {target:<12} {verdict}")
+
+
+if __name__ == "__main__":
+    main()
