@@ -9,7 +9,7 @@ possible, ``MessageDbUnavailable`` says why: tests must fail, never skip.
 
 from __future__ import annotations
 
-__all__ = ["ENV_VAR", "MessageDbUnavailable", "message_db_url"]
+__all__ = ["ENV_VAR", "MessageDbUnavailable", "message_db_url", "with_database"]
 
 import asyncio
 import os
@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 ENV_VAR = "THALO_TEST_POSTGRES_URL"
 TEST_DATABASE = "thalo_test"
@@ -27,6 +28,11 @@ TEST_DATABASE = "thalo_test"
 
 class MessageDbUnavailable(RuntimeError):
     """No PostgreSQL with Message DB could be provided; the message says what to do."""
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` (a ``postgresql://`` URL) naming another database on the same server."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
 def _install(url: str, package: Path | None) -> None:
@@ -78,7 +84,7 @@ def message_db_url(package: Path | None = None) -> Iterator[str]:
 
         with psycopg.connect(server.get_uri(), autocommit=True) as connection:
             connection.execute(f"CREATE DATABASE {TEST_DATABASE}")
-        url = server.get_uri(TEST_DATABASE)
+        url = with_database(server.get_uri(), TEST_DATABASE)
         _install(url, package)
         yield url
     finally:

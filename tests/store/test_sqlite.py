@@ -1,0 +1,139 @@
+"""What only the embedded SQLite backend promises: gap-free positions, group commit, its file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from thalo.core import NewMessage
+from thalo.errors import (
+    DuplicateMessageId,
+    StoreError,
+    StoreNotInitialized,
+    StoreUnavailable,
+    WrongExpectedVersion,
+)
+from thalo.store import open_store
+
+
+def _url(path: Path, query: str = "") -> str:
+    return f"sqlite:///{path.as_posix()}{query}"
+
+
+async def test_global_positions_are_gap_free_after_failures(tmp_path: Path) -> None:
+    async with open_store(_url(tmp_path / "s.db")) as store:
+        first = NewMessage("A", {})
+        await store.write_message("a-1", first)
+        with pytest.raises(WrongExpectedVersion):
+            await store.write_message("a-1", NewMessage("A", {}), -1)
+        with pytest.raises(DuplicateMessageId):
+            await store.write_messages("a-2", [NewMessage("A", {}), first])
+        await store.write_messages("a-2", [NewMessage("A", {}), NewMessage("A", {})])
+        await store.write_message("b-1", NewMessage("B", {}))
+        read = await store.get_category_messages("a")
+        read += await store.get_category_messages("b")
+    assert sorted(m.global_position for m in read) == [1, 2, 3, 4]
+
+
+async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
+    """Group commit: writers queued together get one transaction (one time stamp)."""
+    async with open_store(_url(tmp_path / "s.db")) as store:
+        await asyncio.gather(
+            *(store.write_message(f"g-{n}", NewMessage("A", {"n": n})) for n in range(64))
+        )
+        read = await store.get_category_messages("g", batch_size=-1)
+    assert len(read) == 64
+    assert len({m.time for m in read}) < 64
+
+
+async def test_a_conflict_fails_only_its_writer(tmp_path: Path) -> None:
+    async with open_store(_url(tmp_path / "s.db")) as store:
+        await store.write_message("c-1", NewMessage("A", {}))
+        results = await asyncio.gather(
+            *(store.write_message(f"c-{n}", NewMessage("A", {}), -1) for n in range(1, 9)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], WrongExpectedVersion)
+        assert results[1:] == [0] * 7
+        assert len(await store.get_category_messages("c")) == 8
+
+
+async def test_data_survives_reopening(tmp_path: Path) -> None:
+    url = _url(tmp_path / "deep" / "folder" / "s.db")
+    async with open_store(url) as store:
+        await store.write_messages("p-1", [NewMessage("A", {"n": n}) for n in range(3)])
+    async with open_store(url) as store:
+        assert await store.stream_version("p-1") == 2
+    connection = sqlite3.connect(tmp_path / "deep" / "folder" / "s.db")
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    connection.close()
+
+
+async def test_synchronous_normal_is_accepted(tmp_path: Path) -> None:
+    async with open_store(_url(tmp_path / "s.db", "?synchronous=normal")) as store:
+        assert await store.write_message("n-1", NewMessage("A", {})) == 0
+
+
+async def test_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA user_version=99")
+    connection.close()
+    with pytest.raises(StoreNotInitialized, match="newer thalo"):
+        await open_store(_url(path))
+
+
+async def test_refuses_a_foreign_messages_table(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE messages (x)")
+    connection.close()
+    with pytest.raises(StoreNotInitialized, match="thalo did not create"):
+        await open_store(_url(path))
+
+
+async def test_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.write_text("not a database, just text " * 100)
+    with pytest.raises(StoreUnavailable, match="cannot open the SQLite store"):
+        await open_store(_url(path))
+
+
+async def test_message_methods_inside_a_transaction_raise(tmp_path: Path) -> None:
+    async with open_store(_url(tmp_path / "s.db")) as store:
+        async with store.transaction() as tx:
+            with pytest.raises(StoreError, match=r"inside store\.transaction"):
+                await store.write_message("t-1", NewMessage("A", {}))
+            await tx.execute("SELECT 1")
+        assert await store.write_message("t-1", NewMessage("A", {})) == 0
+
+
+async def test_memory_reads_inside_a_transaction_raise() -> None:
+    async with open_store("sqlite://:memory:") as store, store.transaction():
+        with pytest.raises(StoreError, match=r"inside store\.transaction"):
+            await store.get_stream_messages("t-1")
+
+
+async def test_transaction_sql_errors_are_store_errors(tmp_path: Path) -> None:
+    async with open_store(_url(tmp_path / "s.db")) as store:
+        with pytest.raises(StoreError, match="SQL failed"):
+            async with store.transaction() as tx:
+                await tx.execute("SELECT * FROM no_such_table")
+
+
+async def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
+    store = await open_store(_url(tmp_path / "s.db"))
+    await store.write_message("z-1", NewMessage("A", {}))
+    await store.close()
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await store.write_message("z-1", NewMessage("A", {}))
+
+
+async def test_memory_stores_are_private() -> None:
+    async with open_store("sqlite://:memory:") as one, open_store("sqlite:///:memory:") as two:
+        await one.write_message("m-1", NewMessage("A", {}))
+        assert await two.stream_version("m-1") is None
