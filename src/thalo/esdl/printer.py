@@ -107,6 +107,7 @@ class _Writer:
         that line trails it, unless another item stands between them."""
         line, column = at
         self.comments_before(line, indent)
+        first_line = len(self.lines) - 1 if not texts else len(self.lines)
         self.lines.extend(texts)
         trailing = [
             c
@@ -117,10 +118,11 @@ class _Writer:
             and not any(row == line and column < k < c.column for row, k in self.starts)
         ]
         for comment in trailing:
+            # On the item's first line: that is where it starts when formatted again.
             comment.used = True
             first, *rest = comment.text.split("\n")
-            self.lines[-1] += "  " + first
-            self.lines.extend(rest)
+            self.lines[first_line] += "  " + first
+            self.lines[first_line + 1 : first_line + 1] = rest
 
     def block(
         self, header: tuple[Span, str], members: list[tuple[Span, list[str]]], end: int
