@@ -17,6 +17,7 @@ __all__ = [
     "check_expected_version",
     "check_position",
     "check_stream_read",
+    "check_type",
 ]
 
 from thalo.core import validate_stream_name
@@ -61,6 +62,13 @@ def check_batch_size(value: object) -> int:
     if size < -1:
         raise InvalidStoreArgument(f"batch_size must be -1 (no limit) or at least 0, got {size}")
     return size
+
+
+def check_type(value: object) -> str | None:
+    """A message type to filter on, or None."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InvalidStoreArgument(f"type must be a message type name or None, got {value!r}")
+    return value
 
 
 def check_stream_read(stream_name: object) -> str:

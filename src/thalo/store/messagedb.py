@@ -41,6 +41,7 @@ from thalo.store.arguments import (
     check_expected_version,
     check_position,
     check_stream_read,
+    check_type,
 )
 from thalo.store.encoding import EncodedMessage, encode_messages, message_from_row
 from thalo.store.interface import Dialect, SqlTransaction, StoreBase
@@ -255,9 +256,7 @@ class MessageDbStore(StoreBase):
         self, stream_name: str, type: str | None = None
     ) -> Message | None:
         name = validate_stream_name(stream_name)
-        if type is not None and not isinstance(type, str):
-            raise InvalidStoreArgument(f"type must be a message type name, got {type!r}")
-        found = await self._read(_GET_LAST, (name, type), None)
+        found = await self._read(_GET_LAST, (name, check_type(type)), None)
         return found[0] if found else None
 
     async def stream_version(self, stream_name: str) -> int | None:

@@ -50,6 +50,7 @@ from thalo.store.arguments import (
     check_expected_version,
     check_position,
     check_stream_read,
+    check_type,
 )
 from thalo.store.encoding import EncodedMessage, encode_messages, message_from_row
 from thalo.store.interface import Dialect, SqlTransaction, StoreBase
@@ -509,7 +510,7 @@ class SqliteStore(StoreBase):
     ) -> Message | None:
         args: list[Any] = [validate_stream_name(stream_name)]
         sql = f"SELECT {_COLUMNS} FROM messages WHERE stream_name = ?"
-        if type is not None:
+        if check_type(type) is not None:
             sql += " AND type = ?"
             args.append(type)
         found = await self._read(sql + " ORDER BY position DESC LIMIT 1", args, None)

@@ -474,6 +474,7 @@ class MessageStoreConformance:
                 "Consumer group member must be less than the group size "
                 "(Consumer Group Member: 2, Consumer Group Size: 2)",
             ),
+            (lambda: store.get_last_stream_message(stream, 7), InvalidStoreArgument, "type"),  # type: ignore[arg-type]
             (
                 lambda: store.get_stream_messages(stream, batch_size=-2),
                 InvalidStoreArgument,
