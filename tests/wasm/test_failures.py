@@ -89,6 +89,7 @@ def test_guest_logs_reach_the_host_logger_tagged(
     assert lines == [
         ("INFO", "[Chaos x-1] hello", "Chaos", "x-1"),
         ("WARNING", "[Chaos x-1] hello (again)", "Chaos", "x-1"),
+        ("INFO", "[Chaos x-1] hello (printed)", "Chaos", "x-1"),  # print() → log, not a trap
     ]
 
 
@@ -151,3 +152,8 @@ def test_one_instance_is_never_entered_by_two_threads(guests: dict[str, object])
     assert failures == []
     assert sum(json.loads(e.snapshot())["count"] for e in entities) == 800
     assert module.instances <= 2
+
+
+def test_the_clock_is_out_of_reach(chaos: WasmModule) -> None:
+    with pytest.raises(GuestTrap):  # use ctx.time: replays must not depend on the clock
+        chaos.entity("x").handle(CTX, "clock")

@@ -43,11 +43,39 @@ def _host_sink(level: str, message: str) -> None:
     host.log(_LEVELS[level], message)
 
 
+class _LogWriter:
+    """``sys.stdout``/``sys.stderr`` replacement: whole lines go to the host log.
+
+    WASI is stubbed out, so a plain ``print()`` would trap the instance.
+    """
+
+    def __init__(self, level: str) -> None:
+        self.level = level
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        for line in lines:
+            host.log(_LEVELS[self.level], line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            line, self.pending = self.pending, ""
+            host.log(_LEVELS[self.level], line)
+
+    def isatty(self) -> bool:
+        return False
+
+
 def install(aggregate_cls: type[Aggregate]) -> None:
     """Makes ``aggregate_cls`` the class behind every exported entity."""
     global _aggregate_cls
     _aggregate_cls = aggregate_cls
     _log.set_sink(_host_sink)
+    sys.stdout = _LogWriter("info")
+    sys.stderr = _LogWriter("warn")
 
 
 def _cls() -> type[Aggregate]:
@@ -142,8 +170,3 @@ class Aggregate_(exports.Aggregate):  # type: ignore[misc]
 
     def schema(self) -> str:
         return _cls().__thalo_schema__
-
-
-# Keep every module the glue may need at call time loaded now: a stubbed-WASI guest
-# cannot read files after initialisation, so a lazy import would trap.
-_PRELOADED = (sys,)

@@ -11,6 +11,7 @@ aggregate Chaos {
   refuse(reason: String) -> Done
   skip(reason: String?) -> Done
   wrong_event() -> Done
+  clock() -> Done
 }
 
 event Done {

@@ -13,7 +13,6 @@ from thalo.sdk import log as thalo_log
 class Chaos(ChaosBase):
     def __init__(self, id: str) -> None:
         super().__init__(id)
-        self.hoard: list[bytes] = []
         self.seen = 0
 
     def handle_spin(self, ctx: Context) -> Done:
@@ -48,6 +47,7 @@ class Chaos(ChaosBase):
     def handle_chat(self, ctx: Context, message: str) -> Done:
         thalo_log("info", message)
         thalo_log("warn", f"{message} (again)")
+        print(f"{message} (printed)")
         return Done(detail="chatted")
 
     def handle_refuse(self, ctx: Context, reason: str) -> Done:
@@ -58,6 +58,11 @@ class Chaos(ChaosBase):
 
     def handle_wrong_event(self, ctx: Context) -> Done:
         return Other(detail="not declared")  # type: ignore[return-value]
+
+    def handle_clock(self, ctx: Context) -> Done:
+        import time
+
+        return Done(detail=f"{time.time()}")
 
     def apply_done(self, event: Done) -> None:
         self.seen += 1

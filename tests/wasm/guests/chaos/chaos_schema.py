@@ -22,6 +22,7 @@ aggregate Chaos {
   refuse(reason: String) -> Done
   skip(reason: String?) -> Done
   wrong_event() -> Done
+  clock() -> Done
 }
 
 event Done {
@@ -135,6 +136,11 @@ def _decode_wrong_event(payload: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _decode_clock(payload: dict[str, Any]) -> dict[str, Any]:
+    """Command payload -> keyword arguments of handle_clock."""
+    return {}
+
+
 class ChaosBase(Aggregate):
     """Base class of the Chaos aggregate: subclass it and implement every method."""
 
@@ -151,6 +157,7 @@ class ChaosBase(Aggregate):
         "refuse": CommandSpec("refuse", _decode_refuse, ("Done",)),
         "skip": CommandSpec("skip", _decode_skip, ("Done",)),
         "wrong_event": CommandSpec("wrong_event", _decode_wrong_event, ("Done",)),
+        "clock": CommandSpec("clock", _decode_clock, ("Done",)),
     }
     __thalo_events__: ClassVar[dict[str, type[Any]]] = {
         "Done": Done,
@@ -192,6 +199,10 @@ class ChaosBase(Aggregate):
     @abc.abstractmethod
     def handle_wrong_event(self, ctx: Context) -> Done:
         """Decide wrong_event: return its events, or raise Rejected."""
+
+    @abc.abstractmethod
+    def handle_clock(self, ctx: Context) -> Done:
+        """Decide clock: return its events, or raise Rejected."""
 
     @abc.abstractmethod
     def apply_done(self, event: Done) -> None:
