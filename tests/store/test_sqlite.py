@@ -49,18 +49,6 @@ async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
     assert len({m.time for m in read}) < 64
 
 
-async def test_a_conflict_fails_only_its_writer(tmp_path: Path) -> None:
-    async with open_store(_url(tmp_path / "s.db")) as store:
-        await store.write_message("c-1", NewMessage("A", {}))
-        results = await asyncio.gather(
-            *(store.write_message(f"c-{n}", NewMessage("A", {}), -1) for n in range(1, 9)),
-            return_exceptions=True,
-        )
-        assert isinstance(results[0], WrongExpectedVersion)
-        assert results[1:] == [0] * 7
-        assert len(await store.get_category_messages("c")) == 8
-
-
 async def test_data_survives_reopening(tmp_path: Path) -> None:
     url = _url(tmp_path / "deep" / "folder" / "s.db")
     async with open_store(url) as store:

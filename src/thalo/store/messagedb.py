@@ -1,7 +1,8 @@
 """The Message DB backend: psycopg 3 (async, pooled) calling Message DB's own SQL functions.
 
 thalo never reimplements Message DB on PostgreSQL: writes call
-``write_message`` (several messages: one transaction, pipelined), reads call
+``write_message`` (several messages: one transaction, pipelined; concurrent
+writers share transactions, see ``messagedb_writer``), reads call
 ``get_stream_messages`` / ``get_category_messages`` / ``get_last_stream_message``
 / ``stream_version``. Arguments are checked in Python first, with Message DB's
 own error texts, so a bad call never reaches the server and fails the same way
@@ -45,6 +46,7 @@ from thalo.store.arguments import (
 )
 from thalo.store.encoding import EncodedMessage, encode_messages, message_from_row
 from thalo.store.interface import Dialect, SqlTransaction, StoreBase
+from thalo.store.messagedb_writer import GroupCommitWriter, PendingWrite
 from thalo.store.sql import CONDITION_HINT
 from thalo.store.url import redact_url
 
@@ -52,9 +54,6 @@ THALO_SCHEMA = "thalo"
 CONNECT_TIMEOUT_SECONDS = 10
 POOL_MAX_SIZE = 16
 
-_WRITE = (
-    "SELECT write_message(%s::varchar, %s::varchar, %s::varchar, %s::jsonb, %s::jsonb, %s::bigint)"
-)
 _GET_STREAM = "SELECT * FROM get_stream_messages(%s::varchar, %s::bigint, %s::bigint, %s::varchar)"
 _GET_CATEGORY = (
     "SELECT * FROM get_category_messages(%s::varchar, %s::bigint, %s::bigint, %s::varchar, "
@@ -142,6 +141,9 @@ class MessageDbStore(StoreBase):
     def __init__(self, url: str, pool: AsyncConnectionPool[Any]) -> None:
         self._url = url
         self._pool = pool
+        self._writer = GroupCommitWriter(
+            pool, lambda exc, stream, expected: _translate(exc, url, stream, expected)
+        )
         self._closed = False
 
     @classmethod
@@ -197,25 +199,7 @@ class MessageDbStore(StoreBase):
         encoded = encode_messages(stream_name, messages)
         expected = check_expected_version(expected_version)
         params = _write_params(stream_name, encoded, expected)
-        try:
-            async with self._pool.connection() as connection:
-                if len(params) == 1:
-                    cursor = await connection.execute(_WRITE, params[0])
-                    row = await cursor.fetchone()
-                    assert row is not None
-                    return int(row[0])
-                async with connection.transaction(), connection.cursor() as cursor:
-                    # executemany pipelines the calls: one round trip for the batch.
-                    await cursor.executemany(_WRITE, params, returning=True)
-                    position = -1
-                    while True:
-                        row = await cursor.fetchone()
-                        if row is not None:
-                            position = int(row[0])
-                        if not cursor.nextset():
-                            return position
-        except (psycopg.Error, PoolTimeout) as exc:
-            raise _translate(exc, self._url, stream_name, expected) from exc
+        return await self._writer.write(PendingWrite(stream_name, expected, params))
 
     async def get_stream_messages(
         self,
@@ -300,6 +284,7 @@ class MessageDbStore(StoreBase):
         if self._closed:
             return
         self._closed = True
+        await self._writer.close()
         await self._pool.close()
 
     # --- helpers --------------------------------------------------------------------

@@ -379,6 +379,36 @@ class MessageStoreConformance:
         positions = [m.global_position for m in everything]
         assert positions == sorted(set(positions))
 
+    async def test_a_conflict_among_concurrent_writes_fails_only_its_writer(
+        self, store: MessageStore
+    ) -> None:
+        categories = [unique_category() for _ in range(4)]
+        streams = [f"{c}-{n}" for c in categories for n in range(3)]
+        await store.write_message(streams[5], _event())
+        taken = _event()
+        await store.write_message(streams[0], taken)
+        writes = [store.write_message(s, _event(), -1) for s in streams[1:]]
+        writes.append(store.write_message(f"{categories[0]}-dup", taken))
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        assert isinstance(results[4], WrongExpectedVersion) and results[4].actual == 0
+        assert isinstance(results[-1], DuplicateMessageId)
+        assert [r for i, r in enumerate(results[:-1]) if i != 4] == [0] * 10
+        for stream in streams:
+            assert await store.stream_version(stream) == 0
+
+    async def test_concurrent_batches_in_one_category(self, store: MessageStore) -> None:
+        category = unique_category()
+
+        async def writer(number: int) -> None:
+            for round_ in range(3):
+                batch = [_event(i) for i in range(3)]
+                await store.write_messages(f"{category}-{number}", batch, round_ * 3 - 1)
+
+        await asyncio.gather(*(writer(n) for n in range(6)))
+        for number in range(6):
+            read = await store.get_stream_messages(f"{category}-{number}")
+            assert [m.position for m in read] == list(range(9))
+
     # --- bad input -----------------------------------------------------------------------
 
     @pytest.mark.parametrize("name", ["", " ", "a b-1", "-1", "cat-", ":x-1", 42, None])

@@ -1,0 +1,197 @@
+"""Group commit for the Message DB backend: concurrent writers share one transaction.
+
+Writers queue their ``write_message`` calls; one task takes everything queued
+and runs it as one pipelined ``executemany`` in one transaction: one round trip
+and one commit for many callers. Message DB's ``write_message`` takes an
+advisory lock per category until commit, so the calls are ordered by that
+lock's key (``hash_64(category)``; stable, so one stream's writes keep their
+order): every thalo process takes the locks in the same order and cannot
+deadlock another.
+
+When a call fails, PostgreSQL aborts the whole transaction. If the error names
+a write that is the only one in the batch on its stream (a wrong expected
+version) or with its message id (a duplicate), that write gets the error and
+the others are committed again without it; otherwise each write is retried in
+a transaction of its own. Either way every caller gets the outcome it would
+have had alone.
+"""
+
+from __future__ import annotations
+
+__all__ = ["GroupCommitWriter", "PendingWrite"]
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from thalo.core import category
+from thalo.errors import StoreError
+from thalo.store.partition import hash_64
+
+WRITE_SQL = (
+    "SELECT write_message(%s::varchar, %s::varchar, %s::varchar, %s::jsonb, %s::jsonb, %s::bigint)"
+)
+MAX_BATCH = 256
+
+_WRONG_VERSION_STREAM = re.compile(r"\(Stream: (.*), Stream Version: -?\d+\)$", re.S)
+_DUPLICATE_KEY = re.compile(r"\(id\)=\(([^)]*)\)")
+
+Translate = Callable[[BaseException, str | None, int | None], StoreError]
+
+
+class PendingWrite:
+    """One caller's ``write_messages``: its ``write_message`` parameter rows and its future."""
+
+    __slots__ = ("expected", "future", "ids", "lock_key", "params", "stream_name")
+
+    def __init__(
+        self, stream_name: str, expected: int | None, params: list[tuple[Any, ...]]
+    ) -> None:
+        self.stream_name = stream_name
+        self.expected = expected
+        self.params = params
+        self.ids = [p[0] for p in params]
+        self.lock_key = hash_64(category(stream_name))
+        self.future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def settle(self, position: int | None, error: BaseException | None) -> None:
+        if self.future.done():  # the caller was cancelled
+            return
+        if error is None:
+            assert position is not None
+            self.future.set_result(position)
+        else:
+            self.future.set_exception(error)
+
+
+async def _execute(
+    connection: psycopg.AsyncConnection[Any], params: list[tuple[Any, ...]]
+) -> list[int]:
+    """All calls pipelined in the current transaction; the position each returned."""
+    positions: list[int] = []
+    async with connection.cursor() as cursor:
+        await cursor.executemany(WRITE_SQL, params, returning=True)
+        while True:
+            row = await cursor.fetchone()
+            if row is not None:
+                positions.append(int(row[0]))
+            if not cursor.nextset():
+                return positions
+
+
+class GroupCommitWriter:
+    """Queues writes and commits whatever is queued together (see module docstring)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], translate: Translate) -> None:
+        self._pool = pool
+        self._translate = translate
+        self._pending: list[PendingWrite] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def write(self, job: PendingWrite) -> int:
+        """Queue ``job`` and wait for its position (or its error)."""
+        if self._closed:
+            raise StoreError("the message store is closed")
+        self._pending.append(job)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="thalo-messagedb-writer")
+        return await job.future
+
+    async def close(self) -> None:
+        """Finish the queued writes; later writes raise StoreError."""
+        self._closed = True
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                try:
+                    await self._commit(batch)
+                except BaseException as exc:  # never leave a caller waiting
+                    error = exc if isinstance(exc, StoreError) else self._translate(exc, None, None)
+                    for job in batch:
+                        job.settle(None, error)
+                    if not isinstance(exc, Exception):
+                        raise
+        finally:
+            self._task = None
+
+    async def _commit(self, batch: list[PendingWrite]) -> None:
+        if len(batch) == 1:
+            await self._alone(batch[0])
+            return
+        remaining = sorted(batch, key=lambda job: job.lock_key)
+        while len(remaining) > 1:
+            try:
+                positions = await self._together(remaining)
+            except (psycopg.Error, PoolTimeout) as exc:
+                culprit = self._culprit(remaining, exc)
+                if culprit is None:
+                    if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
+                        error = self._translate(exc, None, None)
+                        for job in remaining:
+                            job.settle(None, error)
+                        return
+                    break  # cannot tell whose write failed: each alone
+                culprit.settle(None, self._translate(exc, culprit.stream_name, culprit.expected))
+                remaining = [job for job in remaining if job is not culprit]
+                continue
+            for job, position in zip(remaining, positions, strict=True):
+                job.settle(position, None)
+            return
+        for job in remaining:
+            await self._alone(job)
+
+    async def _together(self, jobs: list[PendingWrite]) -> list[int]:
+        """One transaction for every job; each job's last position."""
+        params = [row for job in jobs for row in job.params]
+        async with self._pool.connection() as connection, connection.transaction():
+            positions = await _execute(connection, params)
+        ends: list[int] = []
+        index = 0
+        for job in jobs:
+            index += len(job.params)
+            ends.append(positions[index - 1])
+        return ends
+
+    async def _alone(self, job: PendingWrite) -> None:
+        try:
+            async with self._pool.connection() as connection:
+                if len(job.params) == 1:  # autocommit: the call is its own transaction
+                    cursor = await connection.execute(WRITE_SQL, job.params[0])
+                    row = await cursor.fetchone()
+                    assert row is not None
+                    position = int(row[0])
+                else:
+                    async with connection.transaction():
+                        position = (await _execute(connection, job.params))[-1]
+        except (psycopg.Error, PoolTimeout) as exc:
+            job.settle(None, self._translate(exc, job.stream_name, job.expected))
+        else:
+            job.settle(position, None)
+
+    @staticmethod
+    def _culprit(jobs: list[PendingWrite], exc: BaseException) -> PendingWrite | None:
+        """The job an error certainly belongs to, judged on committed data alone."""
+        if isinstance(exc, pg_errors.RaiseException):
+            found = _WRONG_VERSION_STREAM.search(exc.diag.message_primary or "")
+            if found is None:
+                return None
+            on_stream = [job for job in jobs if job.stream_name == found.group(1)]
+            return on_stream[0] if len(on_stream) == 1 else None
+        if isinstance(exc, pg_errors.UniqueViolation):
+            found = _DUPLICATE_KEY.search(exc.diag.message_detail or "")
+            if found is None:
+                return None
+            with_id = [job for job in jobs for i in job.ids if i == found.group(1)]
+            return with_id[0] if len(with_id) == 1 else None
+        return None
