@@ -79,5 +79,14 @@ def test_public_names_are_all_exported() -> None:
     for name in thalo.esdl.__all__:
         assert hasattr(thalo.esdl, name), name
     public = {n for n in vars(thalo.esdl) if not n.startswith("_")} - {"annotations"}
-    modules = {"codegen", "diagnostics", "model", "parser", "printer", "validator", "jsonschema"}
+    modules = {
+        "codegen",
+        "checker",
+        "diagnostics",
+        "model",
+        "parser",
+        "printer",
+        "validator",
+        "jsonschema",
+    }
     assert public - modules == set(thalo.esdl.__all__)

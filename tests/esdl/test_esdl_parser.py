@@ -511,3 +511,38 @@ def test_deep_nesting_is_a_schema_error_not_a_crash() -> None:
     )
     with pytest.raises(SchemaError):
         parse(text)
+
+
+def test_arrays_nested_too_deep() -> None:
+    ok = "[" * 32 + "Int" + "]" * 32
+    parse(HEAD + f"aggregate A {{ go(a: {ok}) -> E }}\nevent E {{}}\n")
+    deep = "[" * 33 + "Int" + "]" * 33
+    assert only_error(HEAD + f"aggregate A {{ go(a: {deep}) -> E }}\nevent E {{}}\n") == (
+        2,
+        21,
+        "arrays nested 33 deep (at most 32)",
+    )
+
+
+def test_from_json_reports_duplicates_that_a_mapping_would_hide() -> None:
+    data = parse_file(SCHEMAS / "counter.esdl").to_json()
+    data["commands"].append(data["commands"][0])
+    with pytest.raises(SchemaError, match="<json>: error: duplicate command 'increment'"):
+        Schema.from_json(data)
+
+
+def test_a_byte_order_mark_is_allowed_in_files(tmp_path: Path) -> None:
+    file = tmp_path / "bom.esdl"
+    file.write_bytes(b"\xef\xbb\xbf" + (SCHEMAS / "counter.esdl").read_bytes())
+    assert parse_file(file) == parse_file(SCHEMAS / "counter.esdl")
+
+
+def test_windows_line_endings_and_tabs() -> None:
+    text = HEAD + "aggregate A {\r\n\tgo(a:\tNope) -> E\r\n}\r\nevent E {}\r\n"
+    with pytest.raises(SchemaError) as info:
+        parse(text)
+    (diagnostic,) = info.value.diagnostics
+    assert isinstance(diagnostic, Diagnostic)
+    assert (diagnostic.line, diagnostic.column) == (3, 8)
+    # The caret line keeps the tab so the caret stands under the name.
+    assert diagnostic.render().endswith(" 3 | \tgo(a:\tNope) -> E\n   | \t     \t^^^^")

@@ -21,7 +21,7 @@ from thalo.esdl import (
     format_esdl,
     parse,
 )
-from thalo.esdl.parser import check_schema, snake_case
+from thalo.esdl.checker import check_schema, snake_case
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

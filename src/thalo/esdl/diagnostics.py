@@ -6,7 +6,7 @@ are raised together in one ``SchemaError``, warnings travel on the schema.
 
 from __future__ import annotations
 
-__all__ = ["Diagnostic", "Severity", "render_all", "schema_error"]
+__all__ = ["Diagnostic", "Reporter", "Severity", "render_all", "schema_error"]
 
 import enum
 from collections.abc import Sequence
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thalo.errors import SchemaError, SourceLocation
+from thalo.esdl.model import Span
 
 
 class Severity(enum.Enum):
@@ -83,3 +84,30 @@ def schema_error(diagnostics: Sequence[Diagnostic]) -> SchemaError:
     """One SchemaError carrying every error (warnings are left out of the message)."""
     errors = tuple(d for d in diagnostics if d.severity is Severity.ERROR)
     return SchemaError(render_all(errors), errors)
+
+
+class Reporter:
+    """Collects positioned diagnostics for one source text (which may be empty)."""
+
+    def __init__(self, text: str, filename: str) -> None:
+        self.text = text
+        self.filename = filename
+        self.lines = text.splitlines()
+        self.diagnostics: list[Diagnostic] = []
+
+    def line_text(self, line: int) -> str:
+        return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+
+    def report(self, message: str, span: Span | None, severity: Severity = Severity.ERROR) -> None:
+        line, column, length = (span.line, span.column, span.length) if span else (0, 0, 1)
+        self.diagnostics.append(
+            Diagnostic(severity, message, self.filename, line, column, length, self.line_text(line))
+        )
+
+    def errors(self) -> list[Diagnostic]:
+        """The errors so far, in source order."""
+        self.diagnostics.sort(key=lambda d: (d.line, d.column))
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)

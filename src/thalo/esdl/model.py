@@ -258,6 +258,9 @@ class Schema:
         The result is checked like parsed source (unknown types, duplicates...), so a
         stored schema cannot smuggle in what the parser would refuse.
         """
+        from thalo.esdl.checker import Parsed, check
+        from thalo.esdl.diagnostics import Reporter
+
         try:
             if data.get("format") != JSON_FORMAT:
                 raise SchemaError(f"unsupported schema JSON format {data.get('format')!r}")
@@ -265,27 +268,36 @@ class Schema:
             def fields(items: Iterable[Mapping[str, Any]]) -> tuple[Field, ...]:
                 return tuple(Field(str(f["name"]), TypeRef.parse(str(f["type"]))) for f in items)
 
-            schema = cls.build(
-                str(data["aggregate"]),
-                str(data["version"]),
-                [
-                    Command(
-                        str(c["name"]),
-                        fields(c["params"]),
-                        tuple(EventRef(str(e["name"]), bool(e["optional"])) for e in c["events"]),
-                        bool(c["event_set"]),
+            def declarations(items: Iterable[Mapping[str, Any]]) -> list[Declaration]:
+                return [Declaration(str(d["name"]), fields(d["fields"])) for d in items]
+
+            parsed = Parsed(
+                versions=[(str(data["version"]), Span(0, 0))],
+                aggregates=[
+                    (
+                        str(data["aggregate"]),
+                        Span(0, 0),
+                        [
+                            Command(
+                                str(c["name"]),
+                                fields(c["params"]),
+                                tuple(
+                                    EventRef(str(e["name"]), bool(e["optional"]))
+                                    for e in c["events"]
+                                ),
+                                bool(c["event_set"]),
+                            )
+                            for c in data["commands"]
+                        ],
                     )
-                    for c in data["commands"]
                 ],
-                [Declaration(str(d["name"]), fields(d["fields"])) for d in data["events"]],
-                [Declaration(str(d["name"]), fields(d["fields"])) for d in data["types"]],
-                filename="<json>",
+                events=declarations(data["events"]),
+                types=declarations(data["types"]),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise SchemaError(f"malformed schema JSON: {exc!r}") from exc
-        from thalo.esdl.parser import check_schema
-
-        return check_schema(schema)
+        # Duplicates in the lists are reported, as they would be in source.
+        return check(parsed, Reporter("", "<json>"))
 
     def to_esdl(self) -> str:
         """Canonical ESDL text: the same schema always prints the same way."""

@@ -147,12 +147,11 @@ def format_source(text: str, filename: str = "<esdl>") -> str:
 
     Only syntax must be valid: a file with semantic errors can still be formatted.
     """
-    from thalo.esdl.parser import _parse_text, _Source
+    from thalo.esdl.parser import parse_declarations
 
-    source = _Source(text, filename)
-    parsed, complete = _parse_text(source)
+    parsed, reporter, complete = parse_declarations(text, filename)
     if not complete:
-        raise schema_error(source.diagnostics)
+        raise schema_error(reporter.errors())
     spans: list[Span | None] = [span for _, span in parsed.versions]
     spans += [a[1] for a in parsed.aggregates]
     for decl in [*parsed.events, *parsed.types]:

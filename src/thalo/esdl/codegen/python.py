@@ -13,8 +13,8 @@ __all__ = ["generate_python"]
 import re
 from collections.abc import Sequence
 
+from thalo.esdl.checker import snake_case
 from thalo.esdl.model import Command, Declaration, Field, Schema, TypeRef
-from thalo.esdl.parser import snake_case
 
 _SCALARS = {
     "String": "str",
