@@ -132,6 +132,12 @@ def test_codegen_writes_the_golden_module(tmp_path: Path, lang: str, suffix: str
     assert to_stdout.stdout == out.read_text("utf-8")
 
 
+def test_codegen_defaults_to_python() -> None:
+    result = thalo("codegen", str(SCHEMAS / "counter.esdl"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (GOLDEN / "counter.py").read_text("utf-8")
+
+
 def test_codegen_bad_schema_and_bad_language(tmp_path: Path) -> None:
     bad = tmp_path / "bad.esdl"
     bad.write_text("aggregate A {}\n", "utf-8")

@@ -121,7 +121,8 @@ def fmt(file: Path, check_only: bool, write: bool) -> None:
 @click.option(
     "--lang",
     type=click.Choice(["python", "typescript"]),
-    required=True,
+    default="python",
+    show_default=True,
     help="Target language of the generated module.",
 )
 @click.option(
