@@ -225,6 +225,9 @@ def test_typescript_payload_name_clash_is_a_schema_error() -> None:
     )
     with pytest.raises(SchemaError, match="GoCommand"):
         generate_typescript(schema)
+    schema = parse('version = "0.1.0"\naggregate A { go() -> AEvent }\nevent AEvent {}\n')
+    with pytest.raises(SchemaError, match="AEvent would name both"):
+        generate_typescript(schema)
 
 
 def _tsc() -> str | None:

@@ -63,6 +63,7 @@ def test_valid_payloads_pass(everything: Schema) -> None:
     ("field", "value", "message"),
     [
         ("name", 1, "expected String, got integer"),
+        ("name", "a\ud800", "expected String: not valid Unicode (lone surrogate)"),
         ("size", True, "expected Int (32-bit signed integer), got boolean"),
         ("size", 1.0, "expected Int (32-bit signed integer), got number"),
         ("size", "1", "expected Int (32-bit signed integer), got string"),

@@ -85,7 +85,15 @@ def _number(name: str, limit: float) -> Check:
 
 
 def _string(value: Any) -> Problems | None:
-    return None if type(value) is str else _expected("String", value)
+    if type(value) is not str:
+        return _expected("String", value)
+    if value.isascii():
+        return None
+    try:  # a lone surrogate (possible from json.loads) could not be stored as UTF-8
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return [("", "expected String: not valid Unicode (lone surrogate)")]
+    return None
 
 
 def _bool(value: Any) -> Problems | None:

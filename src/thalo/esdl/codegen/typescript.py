@@ -91,11 +91,13 @@ def _string_literal(text: str) -> str:
 def generate_typescript(schema: Schema, *, source_name: str | None = None) -> str:
     """The TypeScript module for ``schema``; raises SchemaError on a generated-name clash."""
     payloads = {name: f"{pascal_case(name)}Command" for name in schema.commands}
-    clashes = sorted(set(payloads.values()) & {*schema.types, *schema.events})
+    generated = {*payloads.values(), "Envelope", "Context"}
+    generated |= {f"{schema.name}Event", f"{schema.name}Aggregate"}
+    clashes = sorted(generated & {*schema.types, *schema.events})
     if clashes:
         raise SchemaError(
-            f"cannot generate TypeScript: {', '.join(clashes)} is both a declaration and "
-            "the payload interface of a command"
+            f"cannot generate TypeScript: {', '.join(clashes)} would name both a declaration "
+            "and a generated interface"
         )
     origin = f"from {source_name} " if source_name else ""
     name = schema.name
