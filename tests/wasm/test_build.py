@@ -75,6 +75,12 @@ def test_build_writes_name_version_wasm_deterministically(
         ),
         (lambda p: (p / "thalo.toml").write_text("aggregate = [\n"), "thalo.toml"),
         (
+            lambda p: (p / "thalo.toml").write_text(
+                'aggregate = "aggregate:X"\nschema = "counter.esdl"\n'
+            ),
+            "module name 'aggregate' is taken by the glue",
+        ),
+        (
             lambda p: (p / "helper.py").write_text("import socket\n"),
             "helper.py:1: imports socket, but guests get no network",
         ),

@@ -101,6 +101,7 @@ def scaffold(directory: Path, name: str) -> list[Path]:
     directory already holds files.
     """
     from thalo.esdl import generate_python, parse
+    from thalo.wasm.build import RESERVED_MODULES
 
     if not _NAME.match(name):
         raise BuildError(
@@ -109,7 +110,7 @@ def scaffold(directory: Path, name: str) -> list[Path]:
         )
     class_name = _class_name(name)
     module = _module_name(class_name)
-    if module in {"aggregate", "thalo", "wit_world", "thalo_guest_app"}:
+    if module in RESERVED_MODULES or f"{module}_schema" in RESERVED_MODULES:
         raise BuildError(f"{name!r} clashes with a module every guest contains: pick another")
     if directory.exists() and any(directory.iterdir()):
         raise BuildError(f"{directory} already exists and is not empty")

@@ -17,6 +17,7 @@ builds are cached by the sha256 of every input: the same inputs give the same by
 from __future__ import annotations
 
 __all__ = [
+    "RESERVED_MODULES",
     "WORLD",
     "BuildResult",
     "Project",
@@ -44,6 +45,7 @@ from thalo.wasm.cache import CompileCache, default_cache_dir
 
 WORLD = "aggregate-module"
 _APP = "thalo_guest_app"
+RESERVED_MODULES = frozenset({"aggregate", _APP, "wit_world", "componentize_py_types", "thalo"})
 _SKIP_DIRS = {"tests", "test", "dist", "build", "__pycache__", "node_modules"}
 _NETWORK = {
     "socket", "ssl", "select", "selectors", "socketserver", "asyncio", "ftplib", "smtplib",
@@ -132,6 +134,12 @@ def load_project(path: Path) -> Project:
     generated = config.get("generated", f"{schema_path.stem}_schema")
     if not isinstance(generated, str) or not generated.isidentifier():
         raise BuildError(f"{source}: generated must be a module name, got {generated!r}")
+    for name in (module.split(".")[0], generated):
+        if name in RESERVED_MODULES:
+            raise BuildError(
+                f"{source}: module name {name!r} is taken by the glue inside every guest "
+                f"({', '.join(sorted(RESERVED_MODULES))}): rename it"
+            )
     return Project(root, module, class_name, schema_path, generated)
 
 
