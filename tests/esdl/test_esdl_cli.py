@@ -107,9 +107,12 @@ def test_fmt_prints_check_and_write(tmp_path: Path) -> None:
     check = thalo("esdl", "fmt", "--check", str(file))
     assert check.returncode == 1
     assert "would reformat" in check.stderr
+    file.chmod(0o640)
     write = thalo("esdl", "fmt", "--write", str(file))
     assert write.returncode == 0
     assert file.read_text("utf-8") == printed.stdout
+    assert file.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["c.esdl"], "no temporary file is left"
     assert thalo("esdl", "fmt", "--check", str(file)).returncode == 0
 
 

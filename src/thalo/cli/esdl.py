@@ -7,7 +7,9 @@ from __future__ import annotations
 
 __all__ = ["codegen", "esdl"]
 
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -51,6 +53,21 @@ def _diagnosed(path: Path, work: Callable[[], _T]) -> _T:
             click.echo(f"{diagnostic}\n", err=True)
         count = len(exc.diagnostics)
         raise SchemaError(f"{path}: {count} error{'s' if count != 1 else ''}") from exc
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one step, so an interrupted write never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        # mkstemp makes the file private; keep the mode of the file being replaced.
+        os.chmod(temporary, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _print_warnings(warnings: tuple[object, ...]) -> None:
@@ -108,7 +125,7 @@ def fmt(file: Path, check_only: bool, write: bool) -> None:
         click.echo(f"{file}: already formatted")
     elif write:
         if formatted != text:
-            file.write_text(formatted, "utf-8")
+            _write_atomically(file, formatted)
             click.echo(f"reformatted {file}")
         else:
             click.echo(f"{file}: already formatted")
@@ -145,6 +162,5 @@ def codegen(schema_file: Path, lang: str, output: Path | None) -> None:
     if output is None:
         click.echo(code, nl=False)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(code, "utf-8")
+    _write_atomically(output, code)
     click.echo(f"wrote {output} ({lang}, aggregate {schema.name} {schema.version})", err=True)
