@@ -157,3 +157,12 @@ def test_one_instance_is_never_entered_by_two_threads(guests: dict[str, object])
 def test_the_clock_is_out_of_reach(chaos: WasmModule) -> None:
     with pytest.raises(GuestTrap):  # use ctx.time: replays must not depend on the clock
         chaos.entity("x").handle(CTX, "clock")
+
+
+def test_a_call_can_get_its_own_budget(counter: WasmModule) -> None:
+    batch = [("Incremented", {"amount": 1, "count": i + 1}) for i in range(20000)]
+    with pytest.raises(GuestTimeout, match=r"time budget of 0\.005 s"):
+        counter.entity("short").apply(batch, seconds=0.005)
+    entity = counter.entity("long")
+    entity.apply(batch, seconds=30)
+    assert json.loads(entity.snapshot())["count"] == 20000

@@ -25,6 +25,7 @@ from thalo.wasm._errors import (
     GuestUnknownCommand,
     GuestUnknownEvent,
 )
+from thalo.wasm.engine import TICK_SECONDS
 
 if TYPE_CHECKING:
     from wasmtime.component import ResourceAny
@@ -86,7 +87,7 @@ class Entity:
         self._resource = resource
         self.resource_ptr = resource.ptr()
         self._closed = False
-        instance.entities.add(self)
+        instance.register(self)
 
     @property
     def alive(self) -> bool:
@@ -98,14 +99,16 @@ class Entity:
             raise EntityLost(self.id, "its handle was closed")
         return self._instance
 
-    def apply(self, events: str | bytes | Sequence[Any]) -> None:
+    def apply(self, events: str | bytes | Sequence[Any], *, seconds: float | None = None) -> None:
         """Applies a batch in one call: JSON text, or ``(type, data)`` pairs, or dicts.
 
-        Raises ``GuestUnknownEvent`` / ``GuestDecodeFailed`` (the Python SDK then leaves
-        the state untouched), a ``GuestError`` on a trap, ``EntityLost`` if gone.
+        ``seconds`` overrides the call budget (a long replay may need more).
+        Raises ``GuestUnknownEvent`` / ``GuestDecodeFailed`` (the state is left as it
+        was), a ``GuestError`` on a trap, ``EntityLost`` if gone.
         """
         instance = self._live()
-        _unwrap(instance.call(instance.apply_call, self, events_json(events)))
+        ticks = None if seconds is None else max(1, round(seconds / TICK_SECONDS))
+        _unwrap(instance.call(instance.apply_call, self, events_json(events), ticks=ticks))
 
     def handle_json(self, ctx: str | bytes, command: str | bytes) -> str:
         """Raw ``handle``: ctx and ``{"name", "payload"}`` JSON in, JSON array of events out."""

@@ -12,12 +12,15 @@ import contextlib
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wasmtime import Store, WasiConfig, WasmtimeError
 
 from thalo.errors import GuestError, GuestOutOfMemory, GuestTimeout, GuestTrap, InvalidModule
 from thalo.wasm._calls import CallOutcome, StringCall
+from thalo.wasm._errors import EntityLost
+from thalo.wasm.engine import TICK_SECONDS
 
 if TYPE_CHECKING:
     from wasmtime.component import Func, ResourceAny
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from thalo.wasm.module import WasmModule
 
 logger = logging.getLogger("thalo.guest")
+_T = TypeVar("_T")
 
 AGGREGATE = "thalo:aggregate/aggregate@0.1.0"
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
@@ -76,7 +80,8 @@ class Instance:
         self.lock = threading.Lock()
         self.alive = True
         self.last_error: str | None = None
-        self.entities: weakref.WeakSet[Entity] = weakref.WeakSet()
+        self._entities: weakref.WeakSet[Entity] = weakref.WeakSet()
+        self._entities_lock = threading.Lock()
         limits = module.limits
         store = Store(module.engine)
         store.set_limits(memory_size=limits.memory_bytes)
@@ -111,60 +116,81 @@ class Instance:
         self.handle_call = StringCall(funcs["[method]entity.handle"], with_self=True, strings=2)
         self.snapshot_call = StringCall(funcs["[method]entity.snapshot"], with_self=True, strings=0)
 
-    def call(self, fn: StringCall, entity: Entity, *args: str | bytes) -> CallOutcome:
-        """Runs one string call for ``entity`` under the time budget."""
-        with self.lock:
-            self._check(entity)
-            _current.instance, _current.entity = self, entity.id
-            self.last_error = None
-            try:
-                return fn(self.context, self._call_ticks, entity.resource_ptr, *args)
-            except WasmtimeError as exc:
-                raise self._died(exc) from exc
-            finally:
-                _current.instance = _current.entity = None
+    def call(
+        self, fn: StringCall, entity: Entity, *args: str | bytes, ticks: int | None = None
+    ) -> CallOutcome:
+        """Runs one string call for ``entity`` under the time budget (``ticks`` overrides it).
+
+        Raises ``EntityLost`` if the instance is already dead, a ``GuestError`` on a trap.
+        """
+        budget = ticks or self._call_ticks
+        return self._run(
+            entity.id,
+            budget,
+            lambda: fn(self.context, budget, entity.resource_ptr, *args),
+        )
 
     def invoke(self, func: Func, entity_id: str | None, *args: Any) -> Any:
-        """Runs a generic wasmtime-py call (constructor, restore, schema, drop)."""
-        with self.lock:
-            if not self.alive:
-                raise GuestTrap("instance is dead")
-            _current.instance, _current.entity = self, entity_id
-            self.last_error = None
+        """Runs a generic wasmtime-py call (constructor, restore, schema)."""
+
+        def work() -> Any:
             self.store.set_epoch_deadline(self._call_ticks)
-            try:
-                return func(self.store, *args)
-            except WasmtimeError as exc:
-                raise self._died(exc) from exc
-            finally:
-                _current.instance = _current.entity = None
+            return func(self.store, *args)
+
+        return self._run(entity_id, self._call_ticks, work)
 
     def drop(self, entity: Entity, resource: ResourceAny) -> None:
         """Runs the guest destructor of ``entity`` (nothing to do if the instance died)."""
+        self.forget(entity)
+        if not self.alive:
+            return
+
+        def work() -> None:
+            self.store.set_epoch_deadline(self._call_ticks)
+            resource.drop(self.store)
+
+        try:
+            self._run(entity.id, self._call_ticks, work)
+        except EntityLost:
+            return  # died meanwhile: nothing left to drop
+
+    def _run(self, entity_id: str | None, ticks: int, work: Callable[[], _T]) -> _T:
         with self.lock:
             if not self.alive:
-                return
-            self.store.set_epoch_deadline(self._call_ticks)
-            _current.instance, _current.entity = self, entity.id
+                raise EntityLost(entity_id or "-", "its instance trapped and was discarded")
+            _current.instance, _current.entity = self, entity_id
+            self.last_error = None
             try:
-                resource.drop(self.store)
+                return work()
             except WasmtimeError as exc:
-                raise self._died(exc) from exc
+                self.alive = False
+                cause = exc
+                error = classify_trap(exc, self.last_error, ticks * TICK_SECONDS)
             finally:
                 _current.instance = _current.entity = None
-            self.entities.discard(entity)
-
-    def _check(self, entity: Entity) -> None:
-        if not self.alive:
-            from thalo.wasm._errors import EntityLost
-
-            raise EntityLost(entity.id, "its instance trapped and was discarded")
-
-    def _died(self, exc: WasmtimeError) -> GuestError:
-        self.alive = False
-        error = classify_trap(exc, self.last_error, self.module.limits.call_seconds)
+        # Outside the lock: the module's callback may start rebuilding right away.
         self.module._instance_died(self, error)
-        return error
+        raise error from cause
+
+    def register(self, entity: Entity) -> None:
+        """Counts ``entity`` as living here (so a trap can name it)."""
+        with self._entities_lock:
+            self._entities.add(entity)
+
+    def forget(self, entity: Entity) -> None:
+        """``entity`` was dropped."""
+        with self._entities_lock:
+            self._entities.discard(entity)
+
+    def entity_ids(self) -> list[str]:
+        """Ids of the entities living here now."""
+        with self._entities_lock:
+            return [entity.id for entity in self._entities]
+
+    @property
+    def entity_count(self) -> int:
+        """How many entities live here (placement uses it)."""
+        return len(self._entities)
 
     def kill(self) -> None:
         """Marks the instance dead without a trap (module closed)."""

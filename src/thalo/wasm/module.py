@@ -21,6 +21,7 @@ from wasmtime import WasmtimeError
 from wasmtime.component import Component, Linker, ResourceAny, Variant
 
 from thalo.errors import GuestError, InvalidModule
+from thalo.wasm._errors import EntityLost
 from thalo.wasm.cache import CompileCache
 from thalo.wasm.engine import Limits, engine
 from thalo.wasm.entity import Entity, answer_error
@@ -212,23 +213,31 @@ class WasmModule:
                 raise InvalidModule(f"module {self.name} is closed")
             idle = [i for i in self._pool if i.alive and not i.lock.locked()]
             if idle:
-                return min(idle, key=lambda i: len(i.entities))
+                return min(idle, key=lambda i: i.entity_count)
             if len(self._pool) < self.max_instances:
                 return self._spawn()
-            return min(self._pool, key=lambda i: len(i.entities))
+            return min(self._pool, key=lambda i: i.entity_count)
 
     def _instance_died(self, instance: Instance, error: GuestError) -> None:
         with self._pool_lock:
             if instance in self._pool:
                 self._pool.remove(instance)
-        lost = [entity.id for entity in list(instance.entities)]
+        lost = instance.entity_ids()
         if self.on_instance_lost is not None and lost:
             self.on_instance_lost(lost, error)
 
+    def _create(self, id: str, make: Callable[[Instance], Any]) -> tuple[Instance, Any]:
+        for _ in range(3):
+            instance = self._place()
+            try:
+                return instance, make(instance)
+            except EntityLost:
+                continue  # another thread's call killed it after placement: place again
+        raise EntityLost(id, "instances keep dying while it is being created")
+
     def entity(self, id: str) -> Entity:
         """A new entity in its initial state (the guest constructor)."""
-        instance = self._place()
-        resource = instance.invoke(instance.constructor, id, id)
+        instance, resource = self._create(id, lambda i: i.invoke(i.constructor, id, id))
         return Entity(instance, id, resource)
 
     def restore(self, id: str, snapshot: str) -> Entity:
@@ -236,8 +245,7 @@ class WasmModule:
 
         Raises ``GuestDecodeFailed`` if the guest cannot read the snapshot.
         """
-        instance = self._place()
-        result: Any = instance.invoke(instance.restore_func, id, id, snapshot)
+        instance, result = self._create(id, lambda i: i.invoke(i.restore_func, id, id, snapshot))
         if isinstance(result, Variant):
             payload = result.payload
             raise answer_error(result.tag, payload if isinstance(payload, str) else None)
