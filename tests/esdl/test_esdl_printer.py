@@ -113,3 +113,14 @@ def test_trailing_comment_goes_to_the_last_item_before_it() -> None:
 def test_formatting_refuses_syntax_errors() -> None:
     with pytest.raises(SchemaError, match=r"<esdl>:1:12: error: unexpected '\}'"):
         format_esdl("event E { }}")
+
+
+def test_one_blank_line_between_members_is_kept() -> None:
+    source = (
+        'version = "0.1.0"\naggregate A {\n  go() -> E\n\n\n  // later\n  stop() -> E?\n'
+        "  again() -> E\n}\nevent E {\n\n  a: Int\n\n  b: Int\n}\n"
+    )
+    assert format_esdl(source) == (
+        'version = "0.1.0"\n\naggregate A {\n  go() -> E\n\n  // later\n  stop() -> E?\n'
+        "  again() -> E\n}\n\nevent E {\n  a: Int\n\n  b: Int\n}\n"
+    )

@@ -89,10 +89,19 @@ def _comments(text: str) -> list[_Comment]:
 class _Writer:
     """Emits lines, placing each comment before the first item that follows it."""
 
-    def __init__(self, comments: list[_Comment], starts: set[tuple[int, int]]) -> None:
+    def __init__(self, source: str, comments: list[_Comment], starts: set[tuple[int, int]]) -> None:
+        self.source_lines = source.splitlines()
         self.comments = comments
         self.starts = starts  # (line, column) of every item, to place trailing comments
         self.lines: list[str] = []
+
+    def blank_line_before(self, line: int, after: int) -> None:
+        """Keep one blank line before a member (or its own-line comments) if the source
+        had one there, below source line ``after`` (where the block or last member is)."""
+        pending = [c.line for c in self.comments if not c.used and c.line < line]
+        first = min([*pending, line])
+        if first - 1 > after and not self.source_lines[first - 2].strip():
+            self.lines.append("")
 
     def comments_before(self, line: int, indent: str) -> None:
         for comment in self.comments:
@@ -136,8 +145,12 @@ class _Writer:
                 self.item((end, 0), "", [])  # comments trailing a '}' on its own line
             return
         self.item((line, span.column), "", [text + " {"])
+        previous: int | None = None  # no blank line right after the '{'
         for member, texts in members:
+            if previous is not None:
+                self.blank_line_before(member.line, previous)
             self.item((member.line, member.column), INDENT, texts)
+            previous = member.line
         self.comments_before(end, INDENT)
         self.item((end, 0), "", ["}"])
 
@@ -158,7 +171,7 @@ def format_source(text: str, filename: str = "<esdl>") -> str:
         spans += [decl.span, *(f.span for f in decl.fields)]
     for _, _, commands in parsed.aggregates:
         spans += [c.span for c in commands]
-    writer = _Writer(_comments(text), {(s.line, s.column) for s in spans if s is not None})
+    writer = _Writer(text, _comments(text), {(s.line, s.column) for s in spans if s is not None})
     nowhere = Span(0, 0)
 
     def version(value: str, span: Span) -> Callable[[], None]:
