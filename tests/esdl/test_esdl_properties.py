@@ -159,3 +159,31 @@ def test_formatting_keeps_the_model_and_the_comments(schema: Schema, extras: lis
     assert format_esdl(formatted) == formatted
     for comment in ("// a", "/* b */"):
         assert formatted.count(comment) == text.count(comment)
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(TOKENS), max_size=30), st.integers(0, 200))
+def test_formatting_damaged_schemas_is_safe(tokens: list[str], at: int) -> None:
+    """fmt raises only SchemaError; when it formats, it is idempotent, keeps every
+    comment, and the result means what the input meant (or fails the same checks)."""
+    text = (
+        'version = "0.1.0"\naggregate A {\n  go(a: Int) -> (E | F?)\n}\n'
+        "event E { a: [T?]? }\nevent F {}\ntype T { b: String }\n"
+    )
+    at = min(at, len(text))
+    text = text[:at] + " ".join(tokens) + text[at:]
+    try:
+        formatted = format_esdl(text)
+    except SchemaError:
+        return
+    assert format_esdl(formatted) == formatted
+    for comment in ("// note", "/* block */"):
+        assert formatted.count(comment) == text.count(comment)
+
+    def meaning(source: str) -> Schema | None:
+        try:
+            return parse(source)
+        except SchemaError:
+            return None
+
+    assert meaning(formatted) == meaning(text)
