@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 from pathlib import Path
 
@@ -125,3 +126,28 @@ async def test_memory_stores_are_private() -> None:
     async with open_store("sqlite://:memory:") as one, open_store("sqlite:///:memory:") as two:
         await one.write_message("m-1", NewMessage("A", {}))
         assert await two.stream_version("m-1") is None
+
+
+async def test_a_cancelled_transaction_does_not_hold_the_writer(tmp_path: Path) -> None:
+    async with open_store(_url(tmp_path / "s.db")) as store:
+
+        async def waiting() -> None:
+            async with store.transaction() as other:
+                await other.execute("SELECT 1")
+
+        async with store.transaction() as tx:
+            # A fresh context: the task is not "inside" this transaction, it waits for it.
+            task = asyncio.create_task(waiting(), context=contextvars.Context())
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await tx.execute("SELECT 1")
+        written = store.write_message("w-1", NewMessage("A", {}))
+        assert await asyncio.wait_for(written, timeout=10) == 0
+
+
+async def test_closing_inside_a_transaction_raises(tmp_path: Path) -> None:
+    async with open_store(_url(tmp_path / "s.db")) as store, store.transaction():
+        with pytest.raises(StoreError, match="cannot close the store"):
+            await store.close()

@@ -543,7 +543,13 @@ class SqliteStore(StoreBase):
         """
         self._refuse_inside_transaction("open a nested transaction", reads=True)
         session = Session()
-        await self._writer.submit(session)
+        try:
+            await self._writer.submit(session)
+        except BaseException:
+            # Cancelled while waiting for the writer: it will still begin this
+            # session, so tell it to end at once rather than wait forever.
+            session.requests.put(SessionRequest("rollback"))
+            raise
         token = _OPEN_TRANSACTION.set(self)
         transaction = _SqliteTransaction(session)
         try:
@@ -557,6 +563,7 @@ class SqliteStore(StoreBase):
             _OPEN_TRANSACTION.reset(token)
 
     async def close(self) -> None:
+        self._refuse_inside_transaction("close the store")
         if self._closed:
             return
         self._closed = True
