@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from pathlib import Path
 
 import pytest
@@ -546,3 +548,12 @@ def test_windows_line_endings_and_tabs() -> None:
     assert (diagnostic.line, diagnostic.column) == (3, 8)
     # The caret line keeps the tab so the caret stands under the name.
     assert diagnostic.render().endswith(" 3 | \tgo(a:\tNope) -> E\n   | \t     \t^^^^")
+
+
+def test_schemas_pickle_and_copy_even_after_validating() -> None:
+    schema = parse_file(SCHEMAS / "bank_account.esdl")
+    schema.validate_command("deposit_funds", {"amount": 1})  # compiles validators
+    for again in (pickle.loads(pickle.dumps(schema)), copy.deepcopy(schema)):
+        assert again == schema
+        assert again.warnings == schema.warnings
+        again.validate_command("deposit_funds", {"amount": 2})

@@ -220,6 +220,19 @@ class Schema:
     def __hash__(self) -> int:
         return hash(self._key())
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the content, not the compiled validators (closures); they rebuild lazily."""
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)
+        for name in ("commands", "events", "types"):
+            state[name] = dict(state[name])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name in ("commands", "events", "types"):
+            state[name] = MappingProxyType(state[name])
+        self.__dict__.update(state)
+
     def __repr__(self) -> str:
         return (
             f"Schema({self.name} {self.version}: {len(self.commands)} commands, "
