@@ -110,6 +110,18 @@ def test_build_errors_exit_2(
     assert not (project / "dist").exists()
 
 
+def test_an_incomplete_class_fails_the_build(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = (project / "counter.py").read_text()
+    (project / "counter.py").write_text(source.replace("def apply_reset", "def on_reset"))
+    code, _, err = run(capsys, "build", str(project))
+    assert code == 2
+    assert "componentize-py failed: TypeError: Counter does not implement apply_reset" in (
+        " ".join(err.split())
+    )
+
+
 def test_schema_error_exits_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "counter.esdl").write_text("aggregate Counter { increment( -> }\n")
     code, _, err = run(capsys, "build", str(project))

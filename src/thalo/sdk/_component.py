@@ -70,8 +70,17 @@ class _LogWriter:
 
 
 def install(aggregate_cls: type[Aggregate]) -> None:
-    """Makes ``aggregate_cls`` the class behind every exported entity."""
+    """Makes ``aggregate_cls`` the class behind every exported entity.
+
+    Runs while the component is being built, so a class that cannot work fails
+    the build instead of every call.
+    """
     global _aggregate_cls
+    if not (isinstance(aggregate_cls, type) and issubclass(aggregate_cls, Aggregate)):
+        raise TypeError(f"{aggregate_cls!r} is not a subclass of thalo.sdk.Aggregate")
+    missing = sorted(getattr(aggregate_cls, "__abstractmethods__", ()))
+    if missing:
+        raise TypeError(f"{aggregate_cls.__name__} does not implement {', '.join(missing)}")
     _aggregate_cls = aggregate_cls
     _log.set_sink(_host_sink)
     sys.stdout = _LogWriter("info")

@@ -335,8 +335,9 @@ def _componentize(app: Path, wit: Path, out: Path) -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BuildError(f"componentize-py could not run: {exc}") from exc
     if proc.returncode != 0 or not out.is_file():
-        output = (proc.stderr or proc.stdout).strip().splitlines()[-25:]
-        raise BuildError("componentize-py failed:\n" + "\n".join(output))
+        output = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+        headline = output[-1].strip() if output else f"exit status {proc.returncode}"
+        raise BuildError(f"componentize-py failed: {headline}\n" + "\n".join(output[-25:]))
 
 
 def _verify(data: bytes, schema_text: str, cache_root: Path | None) -> None:
