@@ -53,6 +53,27 @@ def test_check_reports_every_error_with_carets_and_exits_2(tmp_path: Path) -> No
     assert f"{bad}: 3 errors" in result.stderr
 
 
+def test_check_json_reports_errors_as_json(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.esdl"
+    bad.write_text('version = "0.1.0"\naggregate A { go() -> Nope }\n', "utf-8")
+    result = thalo("esdl", "check", "--json", str(bad))
+    assert result.returncode == 2
+    assert json.loads(result.stdout) == {
+        "errors": [
+            {
+                "severity": "error",
+                "message": "event 'Nope' is not declared (add 'event Nope { ... }')",
+                "file": str(bad),
+                "line": 2,
+                "column": 23,
+            }
+        ]
+    }
+    missing = thalo("esdl", "check", "--json", str(tmp_path / "missing.esdl"))
+    assert missing.returncode == 2
+    assert "cannot read ESDL file" in json.loads(missing.stdout)["errors"][0]["message"]
+
+
 def test_check_prints_warnings_but_succeeds(tmp_path: Path) -> None:
     file = tmp_path / "w.esdl"
     file.write_text('version = "0.1.0"\naggregate A {}\nevent Lost {}\n', "utf-8")

@@ -84,11 +84,21 @@ def esdl() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the schema model as JSON.")
 def check(file: Path, as_json: bool) -> None:
-    """Compile FILE: exit 0 with a summary, or exit 2 with every error."""
-    schema = _compile(file)
+    """Compile FILE: exit 0 with a summary, or exit 2 with every error.
+
+    With --json, stdout is always one JSON document: the schema and its warnings, or
+    (exit 2) ``{"errors": [...]}`` with each error's file, line, column and message.
+    """
     if as_json:
         from thalo.cli.output import print_json
+        from thalo.esdl import Diagnostic, parse
 
+        try:
+            schema = parse(_read(file), str(file))
+        except SchemaError as exc:
+            errors = [d.to_dict() for d in exc.diagnostics if isinstance(d, Diagnostic)]
+            print_json({"errors": errors or [{"message": exc.message}]})
+            raise
         print_json(
             {
                 "schema": schema.to_json(),
@@ -96,6 +106,7 @@ def check(file: Path, as_json: bool) -> None:
             }
         )
         return
+    schema = _compile(file)
     _print_warnings(schema.warnings)
     count = len(schema.warnings)
     warned = f", {count} warning{'s' if count != 1 else ''}" if count else ""
