@@ -135,8 +135,11 @@ class Registry:
         async with self._store.transaction() as tx:
             await _lock_name(tx, schema.name)
             rows = await tx.execute(
-                "SELECT version FROM thalo_modules WHERE name = %s", (schema.name,)
+                "SELECT version, sha256 FROM thalo_modules WHERE name = %s", (schema.name,)
             )
+            if (str(version), sha256) in {(r[0], r[1]) for r in rows}:
+                # The very same module again: publishing is idempotent.
+                return await self._one(tx, schema.name, str(version))
             published = [parse_version(r[0]) for r in rows]
             if published and version <= max(published):
                 raise VersionNotGreater(schema.name, str(version), str(max(published)))
@@ -146,11 +149,15 @@ class Registry:
                 " published_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (schema.name, str(version), schema_json, sha256, len(wasm), wasm, now.isoformat()),
             )
-            row = await tx.execute(
-                f"SELECT {_COLUMNS} FROM thalo_modules WHERE name = %s AND version = %s",
-                (schema.name, str(version)),
-            )
-        return _record(row[0])
+            return await self._one(tx, schema.name, str(version))
+
+    @staticmethod
+    async def _one(tx: SqlTransaction, name: str, version: str) -> ModuleRecord:
+        rows = await tx.execute(
+            f"SELECT {_COLUMNS} FROM thalo_modules WHERE name = %s AND version = %s",
+            (name, version),
+        )
+        return _record(rows[0])
 
     async def modules(self, name: str | None = None) -> list[ModuleRecord]:
         """Every published version (of ``name`` when given), by name then version."""

@@ -1,0 +1,145 @@
+"""Fixtures for runtime, registry and end-to-end tests: built example components, stores.
+
+Components are built once per run with the real componentize-py (cached by
+content hash across runs) and compiled once (cached by content hash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import pytest_asyncio
+
+from thalo.cli.build import build_project
+from thalo.runtime import Runtime
+from thalo.store import MessageStore, open_store
+from thalo.testing.pytest_plugin import url_for
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+CHAOS = ROOT / "tests" / "wasm" / "guests" / "chaos"
+LIAR = Path(__file__).resolve().parent / "guests" / "liar"
+
+
+@dataclass(frozen=True)
+class Built:
+    """A built aggregate project: its ESDL text and component bytes."""
+
+    name: str
+    schema_text: str
+    wasm: bytes
+    wasm_path: Path
+    schema_path: Path
+
+
+def _build(project: Path, out: Path) -> Built:
+    result = build_project(project, out / f"{project.name}.wasm")
+    schema_path = next(project.glob("*.esdl"))
+    return Built(
+        result.name,
+        schema_path.read_text("utf-8"),
+        result.path.read_bytes(),
+        result.path,
+        schema_path,
+    )
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
+    """The three examples and the test guests, keyed by aggregate name."""
+    out = tmp_path_factory.mktemp("built")
+    projects = [EXAMPLES / "counter", EXAMPLES / "bank_account", EXAMPLES / "todos", CHAOS, LIAR]
+    modules = [_build(p, out) for p in projects]
+    return {m.name: m for m in modules}
+
+
+def _fresh_database(base_url: str) -> Iterator[str]:
+    """A new database with Message DB on the server of ``base_url``; dropped afterwards."""
+    import psycopg
+
+    from thalo.store.installer import install_message_db
+
+    name = f"thalo_rt_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base_url, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
+    try:
+        asyncio.run(install_message_db(url))
+        yield url
+    finally:
+        with psycopg.connect(base_url, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])
+def fresh_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store on each backend: a new SQLite file, or a new Message DB database."""
+    if request.param == "sqlite":
+        yield url_for("sqlite", tmp_path, request)
+    else:
+        yield from _fresh_database(request.getfixturevalue("postgres_url"))
+
+
+async def _publish_all(url: str, built: dict[str, Built]) -> None:
+    from thalo.registry import Registry
+
+    async with open_store(url) as store:
+        registry = Registry(store)
+        for module in built.values():
+            await registry.publish(module.schema_text, module.wasm)
+
+
+@pytest.fixture(scope="session")
+def published_sqlite(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Built]) -> Path:
+    """An SQLite store file with every test module published: tests copy it."""
+    path = tmp_path_factory.mktemp("published") / "template.db"
+    asyncio.run(_publish_all(f"sqlite:///{path.as_posix()}", built))
+    return path
+
+
+@pytest.fixture(scope="session")
+def published_postgres(postgres_url: str, built: dict[str, Built]) -> str:
+    """The session's Message DB database with every test module published (idempotent)."""
+    asyncio.run(_publish_all(postgres_url, built))
+    return postgres_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])
+def published_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store on each backend where the test modules are published.
+
+    SQLite: a private copy of a template file. Message DB: the session's shared
+    database, so tests there use unique entity ids (``unique()``).
+    """
+    if request.param == "messagedb":
+        url: str = request.getfixturevalue("published_postgres")
+        return url
+    template: Path = request.getfixturevalue("published_sqlite")
+    target = tmp_path / "store.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target.as_posix()}"
+
+
+@pytest_asyncio.fixture
+async def rt_store(published_store_url: str) -> AsyncIterator[MessageStore]:
+    async with open_store(published_store_url) as store:
+        yield store
+
+
+@pytest_asyncio.fixture
+async def runtime(rt_store: MessageStore) -> AsyncIterator[Runtime]:
+    """A runtime (snapshots every 5 events) over a store with the test modules published."""
+    async with Runtime(rt_store, snapshot_every=5) as rt:
+        yield rt
+
+
+def unique(prefix: str = "e") -> str:
+    """An entity id no other test uses."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
