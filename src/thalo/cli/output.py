@@ -25,4 +25,5 @@ def print_json(value: Any) -> None:
 def print_error(exc: ThaloError) -> None:
     """Print an error for a person: its class name and its message, on stderr."""
     err_console.print(f"[bold red]error[/] ({type(exc).__name__}): ", end="")
-    err_console.print(exc.message, markup=False, highlight=False)
+    # soft_wrap: never re-wrap messages (ESDL diagnostics align carets under columns).
+    err_console.print(exc.message, markup=False, highlight=False, soft_wrap=True)
