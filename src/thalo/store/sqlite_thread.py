@@ -109,7 +109,11 @@ class ConnectionThread(threading.Thread):
     ) -> None:
         super().__init__(name=name, daemon=True)
         self.connection = connection
-        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()
+        # Jobs submitted during one turn of the event loop are handed over
+        # together: one wake-up of the thread instead of one per caller.
+        self._buffer: list[Job] = []
+        self._flush_scheduled = False
         self._write_type = write_type
         self._write_batch = write_batch
         self._serve_session = serve_session
@@ -121,8 +125,19 @@ class ConnectionThread(threading.Thread):
         with self._lock:
             if self._closing:
                 raise StoreError("the message store is closed")
-            self._queue.put(job)
+            self._buffer.append(job)
+            schedule = not self._flush_scheduled
+            self._flush_scheduled = True
+        if schedule:
+            job.loop.call_soon(self._flush)
         return job.future
+
+    def _flush(self) -> None:
+        with self._lock:
+            jobs, self._buffer = self._buffer, []
+            self._flush_scheduled = False
+            if jobs:
+                self._queue.put(jobs)
 
     def stop(self) -> None:
         """Finish what is queued, then close the connection and end the thread."""
@@ -130,6 +145,9 @@ class ConnectionThread(threading.Thread):
             if self._closing:
                 return
             self._closing = True
+            if self._buffer:
+                self._queue.put(self._buffer)
+                self._buffer = []
             self._queue.put(None)
 
     def run(self) -> None:
@@ -140,12 +158,14 @@ class ConnectionThread(threading.Thread):
 
     def _loop(self) -> None:
         while True:
-            jobs: list[Job | None] = [self._queue.get()]
-            while len(jobs) < MAX_BATCH:
+            item = self._queue.get()
+            jobs: list[Job | None] = [None] if item is None else list(item)
+            while len(jobs) < MAX_BATCH and jobs[-1] is not None:
                 try:
-                    jobs.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                jobs.extend([None] if item is None else item)
             if self._write_batch is not None:
                 writes = [job for job in jobs if type(job) is self._write_type]
                 if writes:
