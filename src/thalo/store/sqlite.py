@@ -22,6 +22,7 @@ from __future__ import annotations
 __all__ = ["SqliteStore"]
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -117,6 +118,13 @@ _CHECKED_INSERT_SQL = (
 _OPEN_TRANSACTION: ContextVar[SqliteStore | None] = ContextVar("thalo_sqlite_tx", default=None)
 
 
+@functools.lru_cache(maxsize=4096)
+def _stream_columns(stream_name: str) -> tuple[str, int | None]:
+    """A stream's ``category`` and ``cardinal_hash`` (cached: streams are written often)."""
+    ident = cardinal_id(stream_name)
+    return category(stream_name), None if ident is None else hash_64(ident)
+
+
 class _Write(Job):
     """One caller's write. Its columns are computed here, on the caller's side, so the
     writer thread (the bottleneck under concurrency) only runs SQL."""
@@ -130,9 +138,7 @@ class _Write(Job):
         self.stream_name = stream_name
         self.expected_version = expected_version
         self.ids = [m.id for m in encoded]
-        ident = cardinal_id(stream_name)
-        cat = category(stream_name)
-        cardinal_hash = None if ident is None else hash_64(ident)
+        cat, cardinal_hash = _stream_columns(stream_name)
         # (type, data, metadata, id, category, cardinal_hash, correlation_category)
         self.rows = [
             (
