@@ -88,22 +88,24 @@ class EntityCore:
         if not isinstance(batch, list):
             raise DispatchError("decode", "events must be a JSON array")
         routes, _ = _routes(type(self.aggregate))
-        decoded: list[tuple[str, Any]] = []
+        aggregate = self.aggregate
+        # Per batch: event type -> (bound apply method, decoder), for the types present.
+        bound: dict[str, tuple[Any, Any]] = {}
+        decoded: list[tuple[Any, Any]] = []
         append = decoded.append
         try:
             for event in batch:
-                method, event_cls = routes[event["type"]]
-                append((method, event_cls.from_json(event["data"])))
+                kind = event["type"]
+                route = bound.get(kind)
+                if route is None:
+                    method, event_cls = routes[kind]
+                    route = bound[kind] = (getattr(aggregate, method), event_cls.from_json)
+                append((route[0], route[1](event["data"])))
         except Exception:
             _explain_bad_event(routes, batch, len(decoded))
             raise
-        aggregate = self.aggregate
-        bound: dict[str, Any] = {}
-        for method, value in decoded:
-            call = bound.get(method)
-            if call is None:
-                call = bound[method] = getattr(aggregate, method)
-            call(value)
+        for apply, value in decoded:
+            apply(value)
 
     def handle(self, ctx: str, command: str) -> str:
         """Decides ``{"name", "payload"}`` under ``ctx``; returns a JSON array of events."""
