@@ -6,7 +6,9 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -14,7 +16,7 @@ from click.testing import CliRunner
 
 from thalo.cli.main import cli
 from thalo.core import NewMessage
-from thalo.errors import StoreNotInitialized
+from thalo.errors import StoreNotInitialized, StoreUnavailable
 from thalo.store import open_store
 from thalo.store.installer import find_message_db, install_message_db, install_order
 
@@ -105,3 +107,28 @@ def test_cli_exit_codes_through_main(tmp_path: Path, closed_port: int) -> None:
     assert bad.returncode == 2 and "unknown scheme 'mysql'" in bad.stderr
     down = thalo("store", "init", f"postgresql://u@127.0.0.1:{closed_port}/x")
     assert down.returncode == 5 and "cannot connect to PostgreSQL" in down.stderr
+
+
+@pytest.mark.postgres
+async def test_init_refused_without_privileges(fresh_database: str) -> None:
+    """A role that may not create roles or schemas gets an actionable refusal; nothing is left."""
+    role = f"thalo_weak_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(fresh_database, autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE {role} LOGIN")
+    weak = urlunsplit(urlsplit(fresh_database)._replace(netloc=_with_user(fresh_database, role)))
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            await install_message_db(weak, ROOT / "node_modules/@eventide/message-db")
+        assert "connect as a superuser" in str(caught.value)
+        with psycopg.connect(fresh_database) as connection:
+            row = connection.execute("SELECT to_regnamespace('message_store')").fetchone()
+            assert row == (None,)
+    finally:
+        with psycopg.connect(fresh_database, autocommit=True) as connection:
+            connection.execute(f"DROP ROLE {role}")
+
+
+def _with_user(url: str, user: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{user}@{host}"
