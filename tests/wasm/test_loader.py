@@ -71,6 +71,10 @@ def test_component_of_another_world(cache: CompileCache) -> None:
 def test_component_importing_what_the_sandbox_does_not_provide(cache: CompileCache) -> None:
     message = refused(wat2wasm(SOCKET_IMPORT), cache)
     assert "imports wasi:sockets/tcp@0.2.0, which the thalo sandbox does not provide" in message
+    assert "componentize-py --stub-wasi" in message
+    other = SOCKET_IMPORT.replace("wasi:sockets/tcp@0.2.0", "acme:net/socket")
+    message = refused(wat2wasm(other), cache)
+    assert "imports acme:net/socket, which" in message and "stub-wasi" not in message
 
 
 def test_second_load_comes_from_the_cache(guests: dict[str, object]) -> None:

@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from wasmtime import Store, WasiConfig, WasmtimeError
+from wasmtime import Store, WasmtimeError
 
 from thalo.errors import GuestError, GuestOutOfMemory, GuestTimeout, GuestTrap, InvalidModule
 from thalo.wasm._calls import CallOutcome, StringCall
@@ -85,8 +85,6 @@ class Instance:
         limits = module.limits
         store = Store(module.engine)
         store.set_limits(memory_size=limits.memory_bytes)
-        if module.needs_wasi:
-            store.set_wasi(_empty_wasi())
         store.set_epoch_deadline(limits.instantiate_ticks)
         self.store = store
         self.context = store._context()
@@ -196,15 +194,3 @@ class Instance:
         """Marks the instance dead without a trap (module closed)."""
         with self.lock:
             self.alive = False
-
-
-def _empty_wasi() -> WasiConfig:
-    """WASI with nothing granted: no args, env, stdin, preopened dirs or sockets."""
-    config = WasiConfig()
-
-    def to_log(data: bytes) -> None:
-        guest_log(None, "info", data.decode("utf-8", "replace").rstrip("\n"))
-
-    config.stdout_custom(to_log)
-    config.stderr_custom(to_log)
-    return config

@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 HOST = "thalo:aggregate/host@0.1.0"
 TYPES = "thalo:aggregate/types@0.1.0"
 PROVIDED_IMPORTS = (HOST, TYPES)
-# WASI 0.2 interfaces are linked with nothing granted; sockets and HTTP are refused.
-_WASI = re.compile(r"^wasi:(io|clocks|random|cli|filesystem)/[a-z-]+@0\.2\.\d+$")
 _EXPORTS = (
     "[constructor]entity",
     "[static]entity.restore",
@@ -78,13 +76,12 @@ def load_module(
         component, cached = (cache or CompileCache()).load(shared, wasm, digest)
     except WasmtimeError as exc:
         raise InvalidModule(f"not a valid component: {_first_line(exc)}") from exc
-    needs_wasi = _check_imports(component, shared)
+    _check_imports(component, shared)
     indexes = _check_exports(component)
     module = WasmModule(
         component,
         digest=digest,
         indexes=indexes,
-        needs_wasi=needs_wasi,
         limits=limits or Limits(),
         max_instances=max_instances,
         on_instance_lost=on_instance_lost,
@@ -138,16 +135,22 @@ def _check_exports(component: Component) -> dict[str, ExportIndex]:
     return indexes
 
 
-def _check_imports(component: Component, shared: Engine) -> bool:
-    """Refuses imports the host does not provide; returns whether WASI must be linked."""
-    names = list(component.type.imports(shared))
-    refused = [n for n in names if n not in PROVIDED_IMPORTS and not _WASI.match(n)]
-    if refused:
-        raise InvalidModule(
-            f"the component imports {', '.join(refused)}, which the thalo sandbox does "
-            f"not provide (guests get only {HOST}: no network, files, env or stdin)"
+def _check_imports(component: Component, shared: Engine) -> None:
+    """Refuses every import but the host's log: no WASI, so no files, network, env, clock."""
+    refused = [n for n in component.type.imports(shared) if n not in PROVIDED_IMPORTS]
+    if not refused:
+        return
+    hint = ""
+    if any(n.startswith("wasi:") for n in refused):
+        hint = (
+            "; build Python guests with `thalo build` (componentize-py --stub-wasi), "
+            "other languages with their WASI imports disabled"
         )
-    return any(n.startswith("wasi:") for n in names)
+    raise InvalidModule(
+        f"the component imports {', '.join(refused)}, which the thalo sandbox does not "
+        f"provide: guests get only {HOST} (no files, network, environment, stdin or "
+        f"clock){hint}"
+    )
 
 
 class WasmModule:
@@ -170,7 +173,6 @@ class WasmModule:
         *,
         digest: str,
         indexes: dict[str, ExportIndex],
-        needs_wasi: bool,
         limits: Limits,
         max_instances: int,
         on_instance_lost: LostCallback | None,
@@ -181,7 +183,6 @@ class WasmModule:
         self.component = component
         self.digest = digest
         self.export_indexes = indexes
-        self.needs_wasi = needs_wasi
         self.limits = limits
         self.max_instances = max_instances
         self.on_instance_lost = on_instance_lost
@@ -191,8 +192,6 @@ class WasmModule:
         self._pool_lock = threading.Lock()
         self._closed = False
         self.linker = Linker(self.engine)
-        if needs_wasi:
-            self.linker.add_wasip2()
         with self.linker.root() as root, root.add_instance(HOST) as host:
             host.add_func("log", guest_log)
 
