@@ -30,7 +30,9 @@ status it maps to, so the interfaces never guess.
     ├── RegistryError                 2 / 400
     │   ├── ModuleNotFound            2 / 404
     │   └── VersionNotGreater         2 / 409
-    └── ConcurrencyExhausted          3 / 409   retries could not resolve a conflict
+    ├── ConcurrencyExhausted          3 / 409   retries could not resolve a conflict
+    ├── CommandFailed                 as remote  a command from a command stream failed
+    └── CommandTimeout                5 / 504   no runtime answered a submitted command
 
 Foreign exceptions (sqlite3, psycopg, wasmtime) are translated once, at the
 layer boundary, and chained with ``raise ... from exc``.
@@ -40,7 +42,9 @@ from __future__ import annotations
 
 __all__ = [
     "BuildError",
+    "CommandFailed",
     "CommandRejected",
+    "CommandTimeout",
     "ConcurrencyExhausted",
     "DuplicateMessageId",
     "GuestError",
@@ -323,3 +327,27 @@ class ConcurrencyExhausted(ThaloError):
 
     exit_code = 3
     http_status = 409
+
+
+class CommandFailed(ThaloError):
+    """A command sent through a command stream failed where it ran (in a ``thalo run``).
+
+    Carries the remote error's class name, message and exit code, so the caller
+    exits as if it had run the command itself.
+    """
+
+    def __init__(self, error: str, message: str, exit_code: int, http_status: int) -> None:
+        super().__init__(message)
+        self.error = error
+        self.exit_code = exit_code
+        self.http_status = http_status
+
+    def to_dict(self) -> dict[str, object]:
+        return {"error": self.error, "message": self.message}
+
+
+class CommandTimeout(ThaloError):
+    """No runtime answered a submitted command in time (is ``thalo run`` running?)."""
+
+    exit_code = 5
+    http_status = 504

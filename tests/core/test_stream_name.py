@@ -49,6 +49,10 @@ def test_thalo_stream_names() -> None:
     assert command_stream_name("BankAccount") == "bankAccount:command"
     assert snapshot_stream_name("BankAccount", "acc-1") == "bankAccount:snapshot-acc-1"
     assert position_stream_name("bankAccount", "projector") == "bankAccount:position-projector"
+    assert (
+        position_stream_name("bankAccount:command", "runtime")
+        == "bankAccount:command+position-runtime"
+    )
 
 
 @pytest.mark.parametrize(

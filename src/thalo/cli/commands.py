@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["execute", "state"]
+__all__ = ["execute", "run", "state"]
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,15 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
 @click.argument("payload", default="{}", required=False)
 @click.option("--command-id", help="Idempotency key: the same id executes once.")
 @click.option("--metadata", help="JSON object merged into each event's metadata.")
+@click.option(
+    "--async",
+    "via_store",
+    is_flag=True,
+    help="Send the command through its command stream and wait for a `thalo run` to execute it.",
+)
+@click.option(
+    "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait with --async."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the recorded events as JSON.")
 def execute(
     aggregate: str,
@@ -45,6 +54,8 @@ def execute(
     payload: str,
     command_id: str | None,
     metadata: str | None,
+    via_store: bool,
+    timeout: float,
     as_json: bool,
 ) -> None:
     """Run COMMAND with PAYLOAD (JSON) on entity ENTITY_ID of AGGREGATE; print its events.
@@ -56,6 +67,11 @@ def execute(
     meta = _json_object(metadata, "--metadata") if metadata else None
 
     async def go(runtime: Runtime) -> list[Message]:
+        if via_store:
+            submitted = await runtime.submit(
+                aggregate, entity_id, command, body, command_id=command_id, metadata=meta
+            )
+            return await runtime.wait(submitted, timeout=timeout)
         return await runtime.execute(
             aggregate, entity_id, command, body, command_id=command_id, metadata=meta
         )
@@ -110,3 +126,56 @@ def state(
         f"[bold]{result.aggregate} {result.entity_id}[/] ({where}, module {result.module_version})"
     )
     console.print_json(orjson.dumps(result.state).decode())
+
+
+@click.command()
+@click.argument("aggregates", nargs=-1)
+@click.option("--name", default="runtime", show_default=True, help="Consumer name (positions).")
+@click.option("--group-member", type=int, help="This process's member number in its group.")
+@click.option("--group-size", type=int, help="How many processes share the command streams.")
+@click.option("--cache-size", type=int, default=10_000, show_default=True)
+@click.option("--snapshot-every", type=int, default=100, show_default=True)
+def run(
+    aggregates: tuple[str, ...],
+    name: str,
+    group_member: int | None,
+    group_size: int | None,
+    cache_size: int,
+    snapshot_every: int,
+) -> None:
+    """Execute commands sent through command streams (all published aggregates by default).
+
+    Several processes can share a store: give each --group-member N --group-size M.
+    Stops cleanly on Ctrl-C or SIGTERM, recording its positions.
+    """
+    if (group_member is None) != (group_size is None):
+        raise UsageError("give --group-member and --group-size together")
+    if group_size is not None and group_member is not None and not 0 <= group_member < group_size:
+        raise UsageError(f"--group-member must be in 0..{group_size - 1}")
+
+    async def go(runtime: Runtime) -> None:
+        import asyncio
+        import signal
+
+        from thalo.consumer.commands import CommandConsumer
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        consumer = CommandConsumer(
+            runtime,
+            list(aggregates) or None,
+            name=name,
+            group_member=group_member,
+            group_size=group_size,
+        )
+        group = "" if group_size is None else f" as member {group_member} of {group_size}"
+        console.print(f"thalo run: consuming commands{group}; Ctrl-C stops", style="dim")
+        await consumer.run(stop)
+        console.print(
+            f"stopped: {consumer.executed} commands executed, {consumer.failed} failed",
+            style="dim",
+        )
+
+    run_with_runtime(go, cache_size=cache_size, snapshot_every=snapshot_every)

@@ -31,6 +31,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "modules": ("thalo.cli.registry", "modules"),
     "execute": ("thalo.cli.commands", "execute"),
     "state": ("thalo.cli.commands", "state"),
+    "run": ("thalo.cli.commands", "run"),
     "stream": ("thalo.cli.streams", "stream"),
     "category": ("thalo.cli.streams", "category"),
 }

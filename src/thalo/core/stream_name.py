@@ -93,7 +93,8 @@ def stream_name(category_name: str, ident: str | None = None, *types: str) -> st
     """Compose ``category[:type+type][-id]``, validated."""
     name = category_name
     if types:
-        name += ":" + "+".join(types)
+        # Types add to those the category already carries: account:command+position.
+        name += ("+" if ":" in category_name else ":") + "+".join(types)
     if ident is not None:
         name += f"-{ident}"
     return validate_stream_name(name)

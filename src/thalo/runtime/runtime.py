@@ -11,7 +11,15 @@ and the command runs again, a bounded number of times.
 
 from __future__ import annotations
 
-__all__ = ["SNAPSHOT_TYPE", "EntityState", "Runtime"]
+__all__ = [
+    "REPLY_CATEGORY",
+    "REPLY_FAILED",
+    "REPLY_SUCCEEDED",
+    "SNAPSHOT_TYPE",
+    "EntityState",
+    "Runtime",
+    "Submitted",
+]
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
@@ -22,10 +30,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from thalo.core import Message, NewMessage, entity_stream_name, new_message_id, snapshot_stream_name
+from thalo.core import (
+    Message,
+    NewMessage,
+    command_stream_name,
+    entity_stream_name,
+    new_message_id,
+    snapshot_stream_name,
+    stream_name,
+)
 from thalo.core import metadata as keys
 from thalo.errors import (
+    CommandFailed,
     CommandRejected,
+    CommandTimeout,
     ConcurrencyExhausted,
     GuestError,
     PayloadInvalid,
@@ -41,6 +59,9 @@ if TYPE_CHECKING:
     from thalo.wasm import Limits
 
 SNAPSHOT_TYPE = "Snapshot"
+REPLY_CATEGORY = "thaloReply"
+REPLY_SUCCEEDED = "CommandSucceeded"
+REPLY_FAILED = "CommandFailed"
 _T = TypeVar("_T")
 Progress = Callable[[int], None]
 
@@ -63,6 +84,31 @@ class EntityState:
             "version": self.version,
             "module_version": self.module_version,
             "state": self.state,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A command written to a command stream, and where its outcome will be reported."""
+
+    aggregate: str
+    entity_id: str
+    command: str
+    message_id: str
+    stream_name: str
+    position: int
+    reply_stream_name: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for ``--json`` and the HTTP API."""
+        return {
+            "aggregate": self.aggregate,
+            "id": self.entity_id,
+            "command": self.command,
+            "message_id": self.message_id,
+            "stream_name": self.stream_name,
+            "position": self.position,
+            "reply_stream_name": self.reply_stream_name,
         }
 
 
@@ -389,6 +435,75 @@ class Runtime:
         )
         await self.store.write_message(snapshot_stream_name(entity.module.name, entity_id), message)
         entity.since_snapshot = 0
+
+    # --- commands through the store ---------------------------------------------
+
+    async def submit(
+        self,
+        aggregate: str,
+        entity_id: str,
+        command: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        command_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        reply: bool = True,
+    ) -> Submitted:
+        """Write the command to ``{category}:command-{id}`` for a ``thalo run`` to execute.
+
+        The payload is validated first, so nothing invalid enters a command stream.
+        With ``reply``, the runtime that executes it reports the outcome in a reply
+        stream (``wait`` reads it).
+        """
+        body = dict(payload or {})
+        module = await self.modules.current(aggregate)
+        module.schema.validate_command(command, body)
+        meta: dict[str, Any] = dict(metadata or {})
+        message_id = command_id or new_message_id()
+        meta[keys.COMMAND_ID] = message_id
+        reply_stream = stream_name(REPLY_CATEGORY, new_message_id()) if reply else None
+        if reply_stream is not None:
+            meta[keys.REPLY_STREAM_NAME] = reply_stream
+        stream = command_stream_name(module.name, entity_id)
+        message = NewMessage(type=command, data=body, metadata=meta, id=message_id)
+        position = await self.store.write_message(stream, message)
+        return Submitted(
+            module.name, entity_id, command, message_id, stream, position, reply_stream
+        )
+
+    async def wait(
+        self, submitted: Submitted, *, timeout: float = 30.0, poll_interval: float = 0.05
+    ) -> list[Message]:
+        """The events a submitted command recorded, once a runtime has executed it.
+
+        Raises ``CommandFailed`` (carrying the remote error and exit code) when it
+        failed, and ``CommandTimeout`` when no runtime answered within ``timeout``.
+        """
+        if submitted.reply_stream_name is None:
+            raise ValueError("the command was submitted without a reply stream")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            answer = await self.store.get_last_stream_message(submitted.reply_stream_name)
+            if answer is not None:
+                break
+            if asyncio.get_running_loop().time() >= deadline:
+                raise CommandTimeout(
+                    f"no runtime executed {submitted.command} for {submitted.aggregate} "
+                    f"{submitted.entity_id!r} within {timeout:g} s: is `thalo run` running "
+                    f"on this store? (the command waits in {submitted.stream_name})"
+                )
+            await asyncio.sleep(poll_interval)
+        data = answer.data
+        if answer.type == REPLY_FAILED:
+            raise CommandFailed(
+                str(data.get("error")),
+                str(data.get("message")),
+                int(data.get("exitCode", 2)),
+                int(data.get("httpStatus", 500)),
+            )
+        return await self._read_range(
+            str(data["streamName"]), int(data["position"]), int(data["count"])
+        )
 
     # --- time travel -----------------------------------------------------------
 
