@@ -64,9 +64,9 @@ def load_module(
     a corrupt or truncated component, a component of another world, or an import
     the sandbox does not provide. A trap while starting raises a ``GuestError``.
     ``sha256`` (hex) spares hashing the bytes when the caller already knows their
-    digest (the registry does): hashing 18 MB costs ~10 ms. A wrong digest only
-    means a wrong cache entry name, never a wrong component, as long as the
-    caller's digests are honest.
+    digest (the registry does): hashing 18 MB costs ~10 ms. It names the compile
+    cache entry, so it must be the true digest of ``wasm``: a wrong one could load
+    another component's compiled artifact.
     """
     started = time.perf_counter()
     _check_header(wasm)
