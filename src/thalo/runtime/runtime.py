@@ -152,6 +152,7 @@ class Runtime:
         self._locks = StreamLocks()
         self._executor = ThreadPoolExecutor(guest_threads, thread_name_prefix="thalo-guest")
         self._closed = False
+        self.conflicts = 0  # concurrency conflicts caught up and retried, for metrics
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -208,6 +209,7 @@ class Runtime:
                 try:
                     last = await self.store.write_messages(stream, messages, entity.version)
                 except WrongExpectedVersion:
+                    self.conflicts += 1
                     entity = await self._catch_up(entity, entity_id)
                     continue
                 first = last - len(messages) + 1
