@@ -6,7 +6,9 @@
   whose check fails gets ``WrongExpectedVersion`` while the others commit.
   ``BEGIN IMMEDIATE`` takes SQLite's write lock before the check, so writers in
   other processes are serialized too: two processes can never both win the
-  same expected version.
+  same expected version. A write alone in the queue is one statement that
+  checks, inserts and returns the position (a write statement holds the lock
+  from its first step, so it is as safe).
 - **Global positions** are the table's rowid, assigned ``max + 1`` inside the
   write lock: increasing and gap-free (a rolled-back write leaves no hole).
 - **Reads** use a second connection on its own thread (WAL readers never wait
