@@ -169,14 +169,24 @@ class ConnectionThread(threading.Thread):
             if self._write_batch is not None:
                 writes = [job for job in jobs if type(job) is self._write_type]
                 if writes:
-                    settle(self._write_batch(self.connection, writes))
+                    try:
+                        settle(self._write_batch(self.connection, writes))
+                    except Exception as exc:  # a bug must not strand every caller
+                        if self.connection.in_transaction:
+                            self.connection.execute("ROLLBACK")
+                        settle([(job, None, exc) for job in writes])
             for job in jobs:
                 if job is None:
                     return
                 if type(job) is Call:
                     self._call(job)
                 elif type(job) is Session and self._serve_session is not None:
-                    self._serve_session(self.connection, job)
+                    try:
+                        self._serve_session(self.connection, job)
+                    except Exception as exc:
+                        if self.connection.in_transaction:
+                            self.connection.execute("ROLLBACK")
+                        settle([(job, None, exc)])
 
     def _call(self, job: Call) -> None:
         try:
