@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from thalo.store import consumer_group_member, hash_64
 from thalo.store.messagedb import connection_options
@@ -37,3 +39,21 @@ def test_hash_64_matches_message_db(postgres_url: str) -> None:
                     "SELECT MOD(@hash_64(cardinal_id(%s::varchar)), %s::smallint)", (name, size)
                 ).fetchone()
                 assert row is not None and row[0] == consumer_group_member(name, size), name
+
+
+@pytest.mark.postgres
+def test_hash_64_matches_message_db_on_any_text(postgres_url: str) -> None:
+    text = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]))
+    with psycopg.connect(postgres_url, **connection_options(postgres_url)) as connection:
+
+        @settings(max_examples=300, deadline=None)
+        @given(value=text, size=st.integers(1, 32767))
+        def same(value: str, size: int) -> None:
+            row = connection.execute(
+                "SELECT hash_64(%s::varchar), "
+                "MOD(@hash_64(cardinal_id(%s::varchar)), %s::smallint)",
+                (value, f"cat-{value}", size),
+            ).fetchone()
+            assert row == (hash_64(value), consumer_group_member(f"cat-{value}", size))
+
+        same()
