@@ -110,6 +110,7 @@ def test_build_errors_exit_2(
     assert not (project / "dist").exists()
 
 
+@pytest.mark.slow  # componentize-py runs (and fails) every time: ~12 s
 def test_an_incomplete_class_fails_the_build(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -138,6 +139,7 @@ def test_pyproject_config_is_read(project: Path, capsys: pytest.CaptureFixture[s
     assert code == 2 and "has no class 'Nope'" in " ".join(err.split())
 
 
+@pytest.mark.slow  # the first run builds the scaffold with componentize-py
 def test_new_scaffolds_a_project_that_tests_and_builds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
