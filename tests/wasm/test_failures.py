@@ -166,3 +166,19 @@ def test_a_call_can_get_its_own_budget(counter: WasmModule) -> None:
     entity = counter.entity("long")
     entity.apply(batch, seconds=30)
     assert json.loads(entity.snapshot())["count"] == 20000
+
+
+def test_the_lost_callback_can_rebuild_at_once(chaos: WasmModule) -> None:
+    rebuilt: dict[str, object] = {}
+
+    def rebuild(ids: list[str], error: Exception) -> None:
+        for entity_id in ids:  # called outside the dead instance's lock: no deadlock
+            rebuilt[entity_id] = chaos.entity(entity_id)
+
+    chaos.on_instance_lost = rebuild
+    doomed = chaos.entity("d")
+    with pytest.raises(GuestTrap):
+        doomed.handle(CTX, "crash", {"message": "again"})
+    assert list(rebuilt) == ["d"]
+    fresh = rebuilt["d"]
+    assert fresh.handle(CTX, "chat", {"message": "back"}) == [("Done", {"detail": "chatted"})]  # type: ignore[attr-defined]
