@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import pytest_asyncio
+from helpers import CHAOS, EXAMPLES, LIAR
 
 from thalo.cli.build import build_project
 from thalo.runtime import Runtime
 from thalo.store import MessageStore, open_store
-from thalo.testing.pytest_plugin import url_for
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
-CHAOS = ROOT / "tests" / "wasm" / "guests" / "chaos"
-LIAR = Path(__file__).resolve().parent / "guests" / "liar"
 
 
 @dataclass(frozen=True)
@@ -58,33 +51,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     projects = [EXAMPLES / "counter", EXAMPLES / "bank_account", EXAMPLES / "todos", CHAOS, LIAR]
     modules = [_build(p, out) for p in projects]
     return {m.name: m for m in modules}
-
-
-def _fresh_database(base_url: str) -> Iterator[str]:
-    """A new database with Message DB on the server of ``base_url``; dropped afterwards."""
-    import psycopg
-
-    from thalo.store.installer import install_message_db
-
-    name = f"thalo_rt_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base_url, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
-    try:
-        asyncio.run(install_message_db(url))
-        yield url
-    finally:
-        with psycopg.connect(base_url, autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])
-def fresh_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty store on each backend: a new SQLite file, or a new Message DB database."""
-    if request.param == "sqlite":
-        yield url_for("sqlite", tmp_path, request)
-    else:
-        yield from _fresh_database(request.getfixturevalue("postgres_url"))
 
 
 async def _publish_all(url: str, built: dict[str, Built]) -> None:
@@ -138,8 +104,3 @@ async def runtime(rt_store: MessageStore) -> AsyncIterator[Runtime]:
     """A runtime (snapshots every 5 events) over a store with the test modules published."""
     async with Runtime(rt_store, snapshot_every=5) as rt:
         yield rt
-
-
-def unique(prefix: str = "e") -> str:
-    """An entity id no other test uses."""
-    return f"{prefix}{uuid.uuid4().hex[:10]}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import unique
+from helpers import unique
 
 from thalo.consumer import Consumer
 from thalo.consumer.commands import CommandConsumer

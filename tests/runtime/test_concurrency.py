@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import unique
+from helpers import unique
 
 from thalo.runtime import Runtime
 from thalo.store import MessageStore

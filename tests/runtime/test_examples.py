@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, LIAR, unique
+from helpers import EXAMPLES, LIAR, unique
 
 from thalo.esdl import generate_python, parse_file
 from thalo.runtime import Runtime

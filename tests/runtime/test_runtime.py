@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import unique
+from helpers import unique
 
 from thalo.core import NewMessage
 from thalo.core import metadata as keys

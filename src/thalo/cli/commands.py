@@ -174,7 +174,7 @@ def run(
         console.print(f"thalo run: consuming commands{group}; Ctrl-C stops", style="dim")
         await consumer.run(stop)
         console.print(
-            f"stopped: {consumer.executed} commands executed, {consumer.failed} failed",
+            f"stopped: {consumer.executed} commands succeeded, {consumer.failed} failed",
             style="dim",
         )
 

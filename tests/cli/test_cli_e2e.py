@@ -1,0 +1,253 @@
+"""The CLI end to end, through the real `thalo` entry point in subprocesses, on both stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import fresh_database
+
+ROOT = Path(__file__).resolve().parents[2]
+THALO = str(Path(sys.executable).with_name("thalo"))
+
+pytestmark = pytest.mark.wasm
+
+
+def thalo(
+    *args: str, store: str, cwd: Path, check_code: int | None = 0
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "THALO_STORE": store, "COLUMNS": "200"}
+    proc = subprocess.run(
+        [THALO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    if check_code is not None:
+        assert proc.returncode == check_code, (
+            f"thalo {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])
+def cli_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cli.db'}"
+        return
+    # A database of its own: these tests publish versions other tests must not see.
+    with fresh_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A copy of the examples, so builds write their dist/ outside the repository."""
+    target = tmp_path / "work"
+    shutil.copytree(ROOT / "examples", target, ignore=shutil.ignore_patterns("dist", "__pycache__"))
+    return target
+
+
+def test_publish_execute_inspect(cli_store: str, workdir: Path) -> None:
+    entity = f"acc{uuid.uuid4().hex[:8]}"
+    published = json.loads(
+        thalo("publish", "bank_account", "--json", store=cli_store, cwd=workdir).stdout
+    )
+    assert (published["name"], published["version"]) == ("BankAccount", "0.1.0")
+    again = thalo("publish", "bank_account", store=cli_store, cwd=workdir)
+    assert "published BankAccount 0.1.0" in again.stdout
+
+    modules = json.loads(thalo("modules", "--json", store=cli_store, cwd=workdir).stdout)
+    assert ("BankAccount", "0.1.0") in {(m["name"], m["version"]) for m in modules}
+
+    opened = thalo(
+        "execute",
+        "BankAccount",
+        entity,
+        "open_account",
+        '{"initial_balance": 10}',
+        "--json",
+        store=cli_store,
+        cwd=workdir,
+    )
+    assert [e["type"] for e in json.loads(opened.stdout)] == ["OpenedAccount"]
+    table = thalo(
+        "execute",
+        "BankAccount",
+        entity,
+        "deposit_funds",
+        '{"amount": 5}',
+        store=cli_store,
+        cwd=workdir,
+    )
+    assert "DepositedFunds" in table.stdout and '"balance":15' in table.stdout
+
+    stream = json.loads(
+        thalo("stream", f"bankAccount-{entity}", "--json", store=cli_store, cwd=workdir).stdout
+    )
+    assert [(m["position"], m["type"]) for m in stream] == [
+        (0, "OpenedAccount"),
+        (1, "DepositedFunds"),
+    ]
+    state = json.loads(
+        thalo("state", "BankAccount", entity, "--json", store=cli_store, cwd=workdir).stdout
+    )
+    assert state["state"]["balance"] == 15 and state["version"] == 1
+    past = json.loads(
+        thalo(
+            "state", "BankAccount", entity, "--at", "0", "--json", store=cli_store, cwd=workdir
+        ).stdout
+    )
+    assert past["state"]["balance"] == 10
+    category = json.loads(
+        thalo("category", "bankAccount", "--json", store=cli_store, cwd=workdir).stdout
+    )
+    assert {m["stream_name"] for m in category} >= {f"bankAccount-{entity}"}
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("execute", "BankAccount", "{id}", "withdraw_funds", '{"amount": 1}'), 1, "not open"),
+        (
+            ("execute", "BankAccount", "{id}", "open_account", '{"initial_balance": "x"}'),
+            2,
+            "$.initial_balance",
+        ),
+        (("execute", "BankAccount", "{id}", "launch", "{}"), 2, "no command 'launch'"),
+        (("execute", "Nope", "{id}", "open_account", "{}"), 2, "unknown aggregate 'Nope'"),
+        (("execute", "BankAccount", "{id}", "open_account", "[1"), 2, "not valid JSON"),
+    ],
+)
+def test_exit_codes(
+    cli_store: str, workdir: Path, args: tuple[str, ...], code: int, message: str
+) -> None:
+    entity = f"acc{uuid.uuid4().hex[:8]}"
+    thalo("publish", "bank_account", store=cli_store, cwd=workdir)
+    proc = thalo(
+        *(a.replace("{id}", entity) for a in args), store=cli_store, cwd=workdir, check_code=code
+    )
+    assert message in proc.stderr
+    assert (
+        json.loads(
+            thalo("stream", f"bankAccount-{entity}", "--json", store=cli_store, cwd=workdir).stdout
+        )
+        == []
+    )
+
+
+def test_unreachable_store_exits_5(workdir: Path) -> None:
+    proc = thalo(
+        "modules", store="postgresql://postgres@127.0.0.1:1/nowhere", cwd=workdir, check_code=5
+    )
+    assert "cannot connect" in proc.stderr
+
+
+def test_execute_async_through_a_running_consumer(cli_store: str, workdir: Path) -> None:
+    entity = f"c{uuid.uuid4().hex[:8]}"
+    thalo("publish", "counter", store=cli_store, cwd=workdir)
+    env = {**os.environ, "THALO_STORE": cli_store}
+    consumer = subprocess.Popen(
+        [THALO, "run", "Counter", "--name", f"cli{uuid.uuid4().hex[:6]}"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        done = thalo(
+            "execute",
+            "Counter",
+            entity,
+            "increment",
+            '{"amount": 4}',
+            "--async",
+            "--json",
+            "--timeout",
+            "60",
+            store=cli_store,
+            cwd=workdir,
+        )
+        events = json.loads(done.stdout)
+        assert [(e["type"], e["data"]["count"]) for e in events] == [("Incremented", 4)]
+        refused = thalo(
+            "execute",
+            "Counter",
+            entity,
+            "increment",
+            '{"amount": 0}',
+            "--async",
+            store=cli_store,
+            cwd=workdir,
+            check_code=1,
+        )
+        assert "positive" in refused.stderr
+    finally:
+        consumer.terminate()
+        out, err = consumer.communicate(timeout=30)
+    assert consumer.returncode == 0, err
+    assert "1 commands succeeded, 1 failed" in out.replace("\n", " ")
+
+
+def test_a_new_version_serves_without_restart(cli_store: str, workdir: Path) -> None:
+    """A running `thalo run` picks up a newly published version within seconds."""
+    entity = f"c{uuid.uuid4().hex[:8]}"
+    thalo("publish", "counter", store=cli_store, cwd=workdir)
+    env = {**os.environ, "THALO_STORE": cli_store}
+    consumer = subprocess.Popen(
+        [THALO, "run", "Counter", "--name", f"cli{uuid.uuid4().hex[:6]}"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = thalo(
+            "execute",
+            "Counter",
+            entity,
+            "increment",
+            '{"amount": 1}',
+            "--async",
+            "--json",
+            "--timeout",
+            "60",
+            store=cli_store,
+            cwd=workdir,
+        )
+        assert json.loads(first.stdout)[0]["metadata"]["thaloModuleVersion"] == "0.1.0"
+        schema = workdir / "counter" / "counter.esdl"
+        schema.write_text(schema.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
+        generated = workdir / "counter" / "counter_schema.py"
+        generated.write_text(generated.read_text().replace("0.1.0", "0.2.0"))
+        thalo("publish", "counter", store=cli_store, cwd=workdir)
+        deadline = time.monotonic() + 30
+        version = "0.1.0"
+        while version != "0.2.0" and time.monotonic() < deadline:
+            done = thalo(
+                "execute",
+                "Counter",
+                entity,
+                "increment",
+                '{"amount": 1}',
+                "--async",
+                "--json",
+                "--timeout",
+                "60",
+                store=cli_store,
+                cwd=workdir,
+            )
+            event = json.loads(done.stdout)[0]
+            version = event["metadata"]["thaloModuleVersion"]
+        assert version == "0.2.0"
+        assert event["data"]["count"] == event["position"] + 1  # state carried over
+    finally:
+        consumer.terminate()
+        consumer.communicate(timeout=30)
