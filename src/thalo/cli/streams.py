@@ -21,23 +21,22 @@ if TYPE_CHECKING:
 
 
 def print_messages(messages: Sequence[Message], *, title: str | None = None) -> None:
-    """A table of messages: positions, type, data (and metadata when asked)."""
+    """A table of messages: positions, type, data; the stream only when they differ."""
+    streams = {m.stream_name for m in messages}
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("pos", justify="right")
     table.add_column("global", justify="right", style="dim")
-    table.add_column("stream")
+    if len(streams) > 1:
+        table.add_column("stream")
     table.add_column("type", style="bold")
-    table.add_column("data", overflow="fold")
-    table.add_column("time", style="dim")
+    table.add_column("data", overflow="fold", ratio=1)
+    table.add_column("time (UTC)", style="dim", no_wrap=True)
     for m in messages:
-        table.add_row(
-            str(m.position),
-            str(m.global_position),
-            m.stream_name,
-            m.type,
-            orjson.dumps(m.data).decode(),
-            m.time.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-        )
+        row = [str(m.position), str(m.global_position)]
+        if len(streams) > 1:
+            row.append(m.stream_name)
+        row += [m.type, orjson.dumps(m.data).decode(), m.time.strftime("%H:%M:%S.%f")[:-3]]
+        table.add_row(*row)
     console.print(table)
 
 
