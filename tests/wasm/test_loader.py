@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 from wasmtime import wat2wasm
 
-from thalo.errors import InvalidModule
+from thalo.errors import BuildError, InvalidModule
+from thalo.esdl import generate_python, parse
 from thalo.wasm import CompileCache, load_module
+from thalo.wasm.build import build_component, find_wit_dir, load_project
 from thalo.wasm.cache import default_cache_dir
+
+GUESTS = Path(__file__).resolve().parent / "guests"
 
 pytestmark = pytest.mark.wasm
 
@@ -119,3 +123,30 @@ def test_another_process_loads_from_the_cache_in_milliseconds(
     from_cache, seconds = out.stdout.split()
     assert from_cache == "True"
     assert float(seconds) < 2.0  # a compile takes ~6–10 s; the figure itself is in the bench
+
+
+@pytest.mark.slow  # one componentize-py build on the first run, cached afterwards
+def test_a_component_built_against_an_altered_contract_is_refused(tmp_path: Path) -> None:
+    wit = tmp_path / "wit"
+    wit.mkdir()
+    text = (find_wit_dir() / "aggregate.wit").read_text()
+    altered = text.replace(
+        "handle: func(ctx: string, command: string)",
+        "handle: func(ctx: string, command: string, extra: string)",
+    )
+    assert altered != text
+    (wit / "aggregate.wit").write_text(altered)
+    project = load_project(GUESTS / "counter")
+    schema = parse(project.schema.read_text(), "counter.esdl")
+    message = r"entity\.handle takes \(borrow, string, string, string\), but the contract says"
+    with pytest.raises(BuildError, match=message):
+        build_component(
+            project,
+            name=schema.name,
+            version=schema.version,
+            generated_source=generate_python(schema),
+            schema_text=schema.to_esdl(),
+            output=tmp_path / "altered.wasm",
+            wit=wit,
+        )
+    assert not (tmp_path / "altered.wasm").exists()

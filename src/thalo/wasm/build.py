@@ -169,19 +169,21 @@ def build_component(
     schema_text: str,
     output: Path | None = None,
     cache_root: Path | None = None,
+    wit: Path | None = None,
 ) -> BuildResult:
     """Builds ``project`` into ``output`` (default ``<root>/dist/NAME-VERSION.wasm``).
 
     ``generated_source`` is the typed module from ``thalo.esdl.generate_python`` and
-    ``schema_text`` the canonical ESDL it embeds. Raises ``BuildError`` for a missing
-    class, a forbidden import, a componentize-py failure, or a component the host
-    would refuse.
+    ``schema_text`` the canonical ESDL it embeds; ``wit`` overrides the contract
+    directory (tests build against altered contracts). Raises ``BuildError`` for a
+    missing class, a forbidden import, a componentize-py failure, or a component the
+    host would refuse.
     """
     started = time.perf_counter()
     _check_class(project)
     target = output or project.root / "dist" / f"{name}-{version}.wasm"
     cache = (cache_root or default_cache_dir()) / "builds"
-    wit = find_wit_dir()
+    wit = wit or find_wit_dir()
     with tempfile.TemporaryDirectory(prefix="thalo-build-") as scratch:
         app = Path(scratch) / "app"
         files = _stage(project, app, generated_source)

@@ -18,7 +18,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wasmtime import WasmtimeError
-from wasmtime.component import Component, Linker, ResourceAny, Variant
+from wasmtime.component import (
+    BorrowType,
+    Component,
+    Linker,
+    OwnType,
+    ResourceAny,
+    ResultType,
+    String,
+    Variant,
+)
 
 from thalo.errors import GuestError, InvalidModule
 from thalo.wasm._errors import EntityLost
@@ -88,6 +97,7 @@ def load_module(
     )
     module.from_cache = cached
     first = module._spawn()
+    _check_signatures(first)
     schema = first.invoke(first.schema_func, None)
     if not isinstance(schema, str):
         raise InvalidModule("the schema export did not return text")
@@ -151,6 +161,47 @@ def _check_imports(component: Component, shared: Engine) -> None:
         f"provide: guests get only {HOST} (no files, network, environment, stdin or "
         f"clock){hint}"
     )
+
+
+# Parameter kinds per export ("b": borrow<entity>, "s": string) and the result kind.
+_SIGNATURES = {
+    "[constructor]entity": ("s", OwnType),
+    "[static]entity.restore": ("ss", ResultType),
+    "[method]entity.apply": ("bs", ResultType),
+    "[method]entity.handle": ("bss", ResultType),
+    "[method]entity.snapshot": ("b", ResultType),
+    "schema": ("", String),
+}
+
+
+_WIT_NAMES = {BorrowType: "borrow", OwnType: "own", ResultType: "result", String: "string"}
+
+
+def _wit(kind: object) -> str:
+    return _WIT_NAMES.get(type(kind), type(kind).__name__)
+
+
+def _check_signatures(instance: Instance) -> None:
+    """The exports have the contract's shapes: the fast call path relies on them."""
+    kinds = {"b": BorrowType, "s": String}
+    for name, (params, result) in _SIGNATURES.items():
+        ty = instance.funcs[name].type(instance.store)
+        found = [kind for _, kind in ty.params]
+        expected = [kinds[letter] for letter in params]
+        if len(found) != len(expected) or not all(
+            isinstance(kind, cls) for kind, cls in zip(found, expected, strict=True)
+        ):
+            shown = ", ".join(_wit(kind) for kind in found)
+            wanted = ", ".join(_WIT_NAMES[cls] for cls in expected)
+            raise InvalidModule(
+                f"{AGGREGATE}#{name} takes ({shown}), but the contract says ({wanted}): "
+                "the component was built against another version of the contract"
+            )
+        if not isinstance(ty.result, result):
+            raise InvalidModule(
+                f"{AGGREGATE}#{name} returns {_wit(ty.result)}, "
+                f"but the contract says {_WIT_NAMES[result]}"
+            )
 
 
 class WasmModule:
