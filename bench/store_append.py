@@ -301,63 +301,87 @@ async def pg_ceiling_read(url: str, stream: str, events: int) -> float:
 # --- the run ---------------------------------------------------------------------------------
 
 
+async def _alternating(repeat: int, *measures: Callable[[], Awaitable[float]]) -> list[float]:
+    """Run the measures in turn, ``repeat`` rounds, so drift in the machine's load
+    hits a figure and its ceiling alike; return each one's median."""
+    runs: list[list[float]] = [[] for _ in measures]
+    for _ in range(repeat):
+        for index, measure in enumerate(measures):
+            runs[index].append(await measure())
+    return [_median(r) for r in runs]
+
+
 async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
     with tempfile.TemporaryDirectory(prefix="thalo-bench-") as folder:
         path = Path(folder) / "bench.db"
         url = f"sqlite:///{path.as_posix()}?synchronous={synchronous.lower()}"
         print(f"SQLite (WAL, synchronous={synchronous}), {events} events, median of {repeat}")
         async with open_store(url) as store:
-            ceiling = _median(
-                [sqlite_ceiling_single(path, synchronous, events) for _ in range(repeat)]
+            await thalo_batches(store, 10_000)  # warm up: the WAL file reaches its working size
+
+            async def ceiling() -> float:
+                return sqlite_ceiling_single(path, synchronous, events)
+
+            async def batch_ceiling() -> float:
+                return sqlite_ceiling_batches(path, synchronous, events * 5)
+
+            top, single, direct, many = await _alternating(
+                repeat,
+                ceiling,
+                lambda: thalo_single(store, events),
+                lambda: sqlite_direct_single(path, synchronous, events),
+                lambda: thalo_concurrent(store, events * 2, False),
             )
-            single = _median([await thalo_single(store, events) for _ in range(repeat)])
-            _row("append, 1 writer, expected version", single, ceiling, "ceiling", "≥ 0.8")
-            direct = _median(
-                [await sqlite_direct_single(path, synchronous, events) for _ in range(repeat)]
-            )
-            _row("  (its SQL alone: no thread, no event loop)", direct, ceiling, "ceiling")
-            many = _median(
-                [await thalo_concurrent(store, events * 2, False) for _ in range(repeat)]
-            )
+            _row("append, 1 writer, expected version", single, top, "ceiling", "≥ 0.8")
+            _row("  (its SQL alone: no thread, no event loop)", direct, top, "ceiling")
             _row(
                 f"append, {WRITERS} concurrent writers (group commit)",
                 many,
-                ceiling,
+                top,
                 "1-writer ceiling",
                 "≥ 3",
             )
-            batch_ceiling = _median(
-                [sqlite_ceiling_batches(path, synchronous, events * 5) for _ in range(repeat)]
+            top, batched = await _alternating(
+                repeat, batch_ceiling, lambda: thalo_batches(store, events * 5)
             )
-            batched = _median([await thalo_batches(store, events * 5) for _ in range(repeat)])
-            _row(f"append, batches of {BATCH}", batched, batch_ceiling, "ceiling")
+            _row(f"append, batches of {BATCH}", batched, top, "ceiling")
             stream = await fill(store, events * 10)
-            read_ceiling = _median(
-                [sqlite_ceiling_read(path, stream, events * 10) for _ in range(repeat)]
+
+            async def read_ceiling() -> float:
+                return sqlite_ceiling_read(path, stream, events * 10)
+
+            top, read = await _alternating(
+                repeat, read_ceiling, lambda: thalo_read(store, stream, events * 10)
             )
-            read = _median([await thalo_read(store, stream, events * 10) for _ in range(repeat)])
-            _row("read a stream (decoded Messages)", read, read_ceiling, "bare SELECT")
+            _row("read a stream (decoded Messages)", read, top, "bare SELECT")
 
 
 async def bench_messagedb(url: str, events: int, repeat: int) -> None:
     print(f"Message DB at {url.split('@')[-1]}, {events} events, median of {repeat}")
     async with open_store(url) as store:
-        ceiling = _median([await pg_ceiling_single(url, events) for _ in range(repeat)])
-        single = _median([await thalo_single(store, events) for _ in range(repeat)])
-        _row("append, 1 writer, expected version", single, ceiling, "ceiling", "≥ 0.8")
-        spread = _median([await thalo_concurrent(store, events * 2, True) for _ in range(repeat)])
-        _row(f"append, {WRITERS} writers across categories", spread, single, "1 writer", "≥ 2")
-        same = _median([await thalo_concurrent(store, events, False) for _ in range(repeat)])
-        _row(f"append, {WRITERS} writers in one category", same, single, "1 writer")
-        batch_ceiling = _median([await pg_ceiling_batches(url, events * 5) for _ in range(repeat)])
-        batched = _median([await thalo_batches(store, events * 5) for _ in range(repeat)])
-        _row(f"append, batches of {BATCH}", batched, batch_ceiling, "ceiling")
-        stream = await fill(store, events * 10)
-        read_ceiling = _median(
-            [await pg_ceiling_read(url, stream, events * 10) for _ in range(repeat)]
+        top, single, spread, same = await _alternating(
+            repeat,
+            lambda: pg_ceiling_single(url, events),
+            lambda: thalo_single(store, events),
+            lambda: thalo_concurrent(store, events * 2, True),
+            lambda: thalo_concurrent(store, events, False),
         )
-        read = _median([await thalo_read(store, stream, events * 10) for _ in range(repeat)])
-        _row("read a stream (decoded Messages)", read, read_ceiling, "bare fetch")
+        _row("append, 1 writer, expected version", single, top, "ceiling", "≥ 0.8")
+        _row(f"append, {WRITERS} writers across categories", spread, single, "1 writer", "≥ 2")
+        _row(f"append, {WRITERS} writers in one category", same, single, "1 writer")
+        top, batched = await _alternating(
+            repeat,
+            lambda: pg_ceiling_batches(url, events * 5),
+            lambda: thalo_batches(store, events * 5),
+        )
+        _row(f"append, batches of {BATCH}", batched, top, "ceiling")
+        stream = await fill(store, events * 10)
+        top, read = await _alternating(
+            repeat,
+            lambda: pg_ceiling_read(url, stream, events * 10),
+            lambda: thalo_read(store, stream, events * 10),
+        )
+        _row("read a stream (decoded Messages)", read, top, "bare fetch")
 
 
 def main() -> None:

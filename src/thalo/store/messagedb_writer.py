@@ -37,6 +37,9 @@ WRITE_SQL = (
     "SELECT write_message(%s::varchar, %s::varchar, %s::varchar, %s::jsonb, %s::jsonb, %s::bigint)"
 )
 MAX_BATCH = 256
+# Batches committed at once, each on its own connection: a batch is executed by
+# one server process, two let PostgreSQL use two cores.
+MAX_IN_FLIGHT = 2
 
 _WRONG_VERSION_STREAM = re.compile(r"\(Stream: (.*), Stream Version: -?\d+\)$", re.S)
 _DUPLICATE_KEY = re.compile(r"\(id\)=\(([^)]*)\)")
@@ -91,7 +94,7 @@ class GroupCommitWriter:
         self._pool = pool
         self._translate = translate
         self._pending: list[PendingWrite] = []
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def write(self, job: PendingWrite) -> int:
@@ -99,15 +102,17 @@ class GroupCommitWriter:
         if self._closed:
             raise StoreError("the message store is closed")
         self._pending.append(job)
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="thalo-messagedb-writer")
+        if len(self._tasks) < MAX_IN_FLIGHT:
+            task = asyncio.create_task(self._run(), name="thalo-messagedb-writer")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await job.future
 
     async def close(self) -> None:
         """Finish the queued writes; later writes raise StoreError."""
         self._closed = True
-        if self._task is not None:
-            await asyncio.shield(self._task)
+        while self._tasks:
+            await asyncio.shield(next(iter(self._tasks)))
 
     async def _run(self) -> None:
         try:
@@ -123,7 +128,11 @@ class GroupCommitWriter:
                     if not isinstance(exc, Exception):
                         raise
         finally:
-            self._task = None
+            # At once, not in the done callback: a write queued from now on must
+            # see this flusher gone and start another.
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
 
     async def _commit(self, batch: list[PendingWrite]) -> None:
         if len(batch) == 1:
