@@ -1,8 +1,9 @@
 """Group commit for the Message DB backend: concurrent writers share one transaction.
 
-Writers queue their ``write_message`` calls; one task takes everything queued
-and runs it as one pipelined ``executemany`` in one transaction: one round trip
-and one commit for many callers. Message DB's ``write_message`` takes an
+Writers queue their ``write_message`` calls; a flusher task takes everything
+queued and runs it as one pipelined ``executemany`` in one transaction: one
+round trip and one commit for many callers. Up to ``MAX_IN_FLIGHT`` flushers
+run at once, each on its own pooled connection. Message DB's ``write_message`` takes an
 advisory lock per category until commit, so the calls are ordered by that
 lock's key (``hash_64(category)``; stable, so one stream's writes keep their
 order): every thalo process takes the locks in the same order and cannot
