@@ -152,6 +152,12 @@ class MessageStoreConformance:
         assert [m.data["n"] for m in read] == [0, 1, 2, 3, 4]
         assert [m.position for m in read] == [0, 1, 2, 3, 4]
 
+    async def test_one_write_shares_one_time(self, store: MessageStore) -> None:
+        """Message DB stamps a transaction's messages with its start time (``now()``)."""
+        stream = f"{unique_category()}-1"
+        await store.write_messages(stream, [_event(i) for i in range(3)])
+        assert len({m.time for m in await store.get_stream_messages(stream)}) == 1
+
     async def test_conflicting_batch_writes_nothing(self, store: MessageStore) -> None:
         stream = f"{unique_category()}-1"
         await store.write_message(stream, _event())
