@@ -153,22 +153,26 @@ def bench_load(path: Path, repeat: int, digest: str) -> list[float]:
     return samples
 
 
-def bench_memory(module: object) -> tuple[float, float]:
-    """(MiB per extra instance, KiB per cached entity)."""
-    before = rss_bytes()
-    extra = 4
-    for _ in range(extra):
-        instance = module._spawn()  # type: ignore[attr-defined]
-        instance.invoke(instance.schema_func, None)
-    per_instance = (rss_bytes() - before) / extra / 2**20
+def bench_memory(wasm: bytes) -> tuple[float, float]:
+    """(MiB RSS per extra instance, KiB RSS per cached entity), on a fresh module."""
+    from thalo.wasm import load_module
+
+    module = load_module(wasm, max_instances=8)
+    count = 5000
     entities = []
     before = rss_bytes()
-    count = 2000
-    for i in range(count):
-        entity = module.entity(f"mem-{i}")  # type: ignore[attr-defined]
+    for i in range(count):  # one thread: they all go to the first instance
+        entity = module.entity(f"mem-{i}")
         entity.apply([("Incremented", {"amount": i, "count": i, "sequence": i})])
         entities.append(entity)
     per_entity = (rss_bytes() - before) / count / 2**10
+    extra = 4
+    before = rss_bytes()
+    for _ in range(extra):
+        instance = module._spawn()
+        instance.invoke(instance.schema_func, None)
+    per_instance = (rss_bytes() - before) / extra / 2**20
+    module.close()
     return per_instance, per_entity
 
 
@@ -192,7 +196,7 @@ def main() -> None:
     apply_us = bench_apply(module, args.events, args.repeat)
     load_known = bench_load(built.path, args.repeat, "known")
     load_hashing = bench_load(built.path, args.repeat, "hash")
-    per_instance, per_entity = bench_memory(module)
+    per_instance, per_entity = bench_memory(wasm)
 
     e2e, native = median(totals), median(natives)
     host_runs = [t - n for t, n in zip(totals, natives, strict=True)]
