@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import threading
+import time
 
 import pytest
 
@@ -182,3 +183,29 @@ def test_the_lost_callback_can_rebuild_at_once(chaos: WasmModule) -> None:
     assert list(rebuilt) == ["d"]
     fresh = rebuilt["d"]
     assert fresh.handle(CTX, "chat", {"message": "back"}) == [("Done", {"detail": "chatted"})]  # type: ignore[attr-defined]
+
+
+def test_the_ticker_parks_when_idle_and_wakes_for_the_next_call(counter: WasmModule) -> None:
+    from thalo.wasm.engine import ticks
+
+    entity = counter.entity("t")
+    time.sleep(1.5)  # a second without calls: the ticker parks
+    parked = ticks()
+    time.sleep(0.3)
+    assert ticks() == parked
+    entity.handle({"streamName": "s"}, "reset")
+    time.sleep(0.2)
+    assert ticks() > parked
+
+
+def test_a_long_lone_call_is_interrupted_after_the_ticker_would_park(
+    guests: dict[str, object],
+) -> None:
+    from thalo.wasm import Limits
+
+    chaos = load_module(guests["chaos"].wasm, limits=Limits(call_seconds=1.5))  # type: ignore[attr-defined]
+    time.sleep(1.5)  # start from a parked ticker
+    started = time.monotonic()
+    with pytest.raises(GuestTimeout):
+        chaos.entity("x").handle(CTX, "spin")
+    assert 1.4 < time.monotonic() - started < 5

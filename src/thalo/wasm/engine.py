@@ -2,19 +2,31 @@
 
 Time budgets are counted in epoch ticks: a daemon thread advances the engine's
 epoch every ``TICK_SECONDS``; each call sets its deadline in ticks before entering
-the guest. Epochs cost far less per call than fuel metering.
+the guest. Epochs cost far less per call than fuel metering. The ticker parks
+after a second with no new call and none running (an idle process would
+otherwise wake 200 times a second) and resumes when the next call wakes it.
 """
 
 from __future__ import annotations
 
-__all__ = ["TICK_SECONDS", "Limits", "engine", "engine_fingerprint", "wasmtime_version"]
+__all__ = [
+    "TICK_SECONDS",
+    "Limits",
+    "engine",
+    "engine_fingerprint",
+    "ticks",
+    "track",
+    "wake",
+    "wasmtime_version",
+]
 
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wasmtime import Engine
@@ -22,8 +34,14 @@ if TYPE_CHECKING:
 TICK_SECONDS = 0.005
 _ENGINE_SETTINGS = "component-model;epoch-interruption;no-fuel"
 
+_QUIET_TICKS = 200  # park after this many ticks without a new call (and none running)
+
 _lock = threading.Lock()
 _engine: Engine | None = None
+_wake = threading.Event()
+# Objects with a ``lock`` that is held while they run guest code (instances).
+_tracked: weakref.WeakSet[Any] = weakref.WeakSet()
+_ticks = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +104,41 @@ def engine() -> Engine:
     return _engine
 
 
+def track(runner: Any) -> None:
+    """Registers an object whose ``lock`` is held while it runs guest code."""
+    _tracked.add(runner)
+
+
+def wake() -> None:
+    """Called before entering a guest: make sure the epoch is advancing."""
+    if not _wake.is_set():
+        _wake.set()
+
+
+def ticks() -> int:
+    """How many times the ticker advanced the epoch (for diagnostics and tests)."""
+    return _ticks
+
+
+def _busy() -> bool:
+    try:
+        return any(runner.lock.locked() for runner in list(_tracked))
+    except RuntimeError:  # the set changed while copied: assume a call is running
+        return True
+
+
 def _tick(target: Engine) -> None:
+    global _ticks
     while True:
-        time.sleep(TICK_SECONDS)
-        target.increment_epoch()
+        _wake.wait()
+        _wake.clear()
+        quiet = 0
+        while quiet < _QUIET_TICKS or _busy():
+            time.sleep(TICK_SECONDS)
+            target.increment_epoch()
+            _ticks += 1
+            if _wake.is_set():
+                _wake.clear()
+                quiet = 0
+            else:
+                quiet += 1

@@ -20,7 +20,7 @@ from wasmtime import Store, WasmtimeError
 from thalo.errors import GuestError, GuestOutOfMemory, GuestTimeout, GuestTrap, InvalidModule
 from thalo.wasm._calls import CallOutcome, StringCall
 from thalo.wasm._errors import EntityLost
-from thalo.wasm.engine import TICK_SECONDS
+from thalo.wasm.engine import TICK_SECONDS, track, wake
 
 if TYPE_CHECKING:
     from wasmtime.component import Func, ResourceAny
@@ -88,8 +88,11 @@ class Instance:
         store.set_epoch_deadline(limits.instantiate_ticks)
         self.store = store
         self.context = store._context()
+        track(self)
+        wake()
         try:
-            instance = module.linker.instantiate(store, module.component)
+            with self.lock:  # held while guest code runs, so the ticker keeps ticking
+                instance = module.linker.instantiate(store, module.component)
         except WasmtimeError as exc:
             self.alive = False
             if "wasm trap" not in str(exc):
@@ -158,6 +161,7 @@ class Instance:
                 raise EntityLost(entity_id or "-", "its instance trapped and was discarded")
             _current.instance, _current.entity = self, entity_id
             self.last_error = None
+            wake()
             try:
                 return work()
             except WasmtimeError as exc:
