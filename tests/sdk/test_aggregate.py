@@ -89,6 +89,14 @@ def test_given_when_then() -> None:
     assert test.restored().sequence == 2
 
 
+def test_default_stream_name_follows_message_db_naming() -> None:
+    class Renamed(Counter):
+        __thalo_aggregate__ = "BankAccount"
+
+    assert AggregateTest(Counter, "c-9").stream_name == "counter-c-9"
+    assert AggregateTest(Renamed, "a-1").stream_name == "bankAccount-a-1"
+
+
 def test_then_failures_explain_themselves() -> None:
     test = AggregateTest(Counter)
     outcome = test.when("increment", {"amount": 1})

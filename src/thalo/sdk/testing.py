@@ -96,6 +96,12 @@ class AggregateTest(Generic[A]):
         self._core = EntityCore.create(aggregate_cls, id)
 
     @property
+    def stream_name(self) -> str:
+        """The entity's stream, named the Message DB way (``BankAccount`` → ``bankAccount-…``)."""
+        name = getattr(self.aggregate_cls, "__thalo_aggregate__", self.aggregate_cls.__name__)
+        return f"{name[:1].lower()}{name[1:]}-{self.id}"
+
+    @property
     def state(self) -> A:
         """The aggregate object, to assert on its fields."""
         aggregate: A = self._core.aggregate  # type: ignore[assignment]
@@ -122,7 +128,7 @@ class AggregateTest(Generic[A]):
         Unknown commands and undecodable payloads raise the SDK's ``DispatchError``.
         """
         ctx = Context(
-            stream_name=stream_name or f"{self.aggregate_cls.__name__.lower()}-{self.id}",
+            stream_name=stream_name or self.stream_name,
             message_id=message_id,
             position=position,
             global_position=None,
