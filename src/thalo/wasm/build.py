@@ -262,7 +262,8 @@ def _stage(project: Project, app: Path, generated_source: str) -> list[Path]:
     sdk.mkdir(parents=True)
     (app / "thalo" / "__init__.py").write_text(_GUEST_THALO_INIT, encoding="utf-8")
     for module in sorted(sdk_source.glob("*.py")):
-        shutil.copyfile(module, sdk / module.name)
+        if module.name != "testing.py":  # native-only: the given/when/then helper
+            shutil.copyfile(module, sdk / module.name)
     (app / "aggregate.py").write_text(_GLUE_AGGREGATE, encoding="utf-8")
     (app / f"{_APP}.py").write_text(
         _GLUE_APP.format(module=project.module, cls=project.class_name), encoding="utf-8"
