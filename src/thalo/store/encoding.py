@@ -10,11 +10,11 @@ __all__ = [
     "EncodedMessage",
     "decode_json",
     "encode_messages",
-    "message_from_row",
+    "messages_from_rows",
 ]
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -112,21 +112,32 @@ def decode_json(text: str | bytes | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def message_from_row(row: Sequence[Any]) -> Message:
-    """A row ``(id, stream_name, type, position, global_position, data, metadata, time)``.
+def messages_from_rows(rows: Iterable[Sequence[Any]]) -> list[Message]:
+    """Rows ``(id, stream_name, type, position, global_position, data, metadata, time)``.
 
     ``time`` may be a naive UTC datetime (PostgreSQL's ``timestamp``) or its ISO text
-    (SQLite); either way the Message carries an aware UTC datetime.
+    (SQLite); either way each Message carries an aware UTC datetime. Messages
+    written together share their time, so a repeated time is converted once.
     """
-    ident, stream, message_type, position, global_position, data, metadata, time = row
-    moment = time if isinstance(time, datetime) else datetime.fromisoformat(time)
-    return Message(
-        id=str(ident),
-        stream_name=stream,
-        type=message_type,
-        position=position,
-        global_position=global_position,
-        data=orjson.loads(data) if data is not None else {},
-        metadata=None if metadata is None else orjson.loads(metadata),
-        time=moment.replace(tzinfo=UTC),
-    )
+    messages: list[Message] = []
+    last_time: object = None
+    moment = datetime.min
+    loads = orjson.loads
+    for ident, stream, message_type, position, global_position, data, metadata, time in rows:
+        if time != last_time:
+            last_time = time
+            naive = time if isinstance(time, datetime) else datetime.fromisoformat(time)
+            moment = naive.replace(tzinfo=UTC)
+        messages.append(
+            Message(
+                str(ident),
+                stream,
+                message_type,
+                position,
+                global_position,
+                loads(data) if data is not None else {},
+                None if metadata is None else loads(metadata),
+                moment,
+            )
+        )
+    return messages

@@ -44,7 +44,7 @@ from thalo.store.arguments import (
     check_stream_read,
     check_type,
 )
-from thalo.store.encoding import EncodedMessage, encode_messages, message_from_row
+from thalo.store.encoding import EncodedMessage, encode_messages, messages_from_rows
 from thalo.store.interface import Dialect, SqlTransaction, StoreBase
 from thalo.store.messagedb_writer import GroupCommitWriter, PendingWrite
 from thalo.store.sql import CONDITION_HINT
@@ -304,7 +304,7 @@ class MessageDbStore(StoreBase):
             raise _translate(exc, self._url) from exc
         except (psycopg.Error, PoolTimeout) as exc:
             raise _translate(exc, self._url) from exc
-        return [message_from_row(row) for row in rows]
+        return messages_from_rows(rows)
 
 
 def _sql(condition: object) -> str | None:

@@ -55,7 +55,7 @@ from thalo.store.arguments import (
     check_stream_read,
     check_type,
 )
-from thalo.store.encoding import EncodedMessage, encode_messages, message_from_row
+from thalo.store.encoding import EncodedMessage, encode_messages, messages_from_rows
 from thalo.store.interface import Dialect, SqlTransaction, StoreBase
 from thalo.store.partition import hash_64
 from thalo.store.sql import CONDITION_HINT, to_qmark
@@ -606,7 +606,7 @@ class SqliteStore(StoreBase):
         self._refuse_inside_transaction("read", reads=True)
 
         def run(connection: sqlite3.Connection) -> list[Message]:
-            return [message_from_row(row) for row in connection.execute(sql, args)]
+            return messages_from_rows(connection.execute(sql, args))
 
         try:
             messages: list[Message] = await self._reader.submit(Call(run))
