@@ -13,6 +13,7 @@ __all__ = [
     "messages_from_rows",
 ]
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ from thalo.errors import InvalidMessage
 # Strict JSON: datetimes and dataclasses are not silently turned into strings
 # or objects; they reach _reject and become InvalidMessage.
 _DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+# What str(uuid.UUID(x)) produces; ids already in this form skip the parse.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +71,10 @@ def _encode(message: object) -> EncodedMessage:
         )
     if not isinstance(message.type, str) or not message.type:
         raise InvalidMessage(f"a message type must be a non-empty string, got {message.type!r}")
+    canonical_id = message.id
     try:
-        canonical_id = str(uuid.UUID(message.id))
+        if not isinstance(canonical_id, str) or not _CANONICAL_UUID.fullmatch(canonical_id):
+            canonical_id = str(uuid.UUID(message.id))
     except (TypeError, ValueError, AttributeError) as exc:
         raise InvalidMessage(
             f"the id of message {message.type!r} must be a UUID, got {message.id!r}"
