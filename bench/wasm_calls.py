@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COUNTER = ROOT / "tests" / "wasm" / "guests" / "counter"
+COUNTER = ROOT / "tests" / "wasm" / "guests" / "tally"
 
 
 def rss_bytes() -> int:

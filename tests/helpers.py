@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,14 @@ LIAR = ROOT / "tests" / "runtime" / "guests" / "liar"
 def unique(prefix: str = "e") -> str:
     """An id no other test uses (tests on the shared Message DB database need them)."""
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def bumped_copy(project: Path, target: Path, version: str) -> Path:
+    """A copy of an example project whose schema (and generated module) say ``version``."""
+    shutil.copytree(project, target, ignore=shutil.ignore_patterns("dist", "__pycache__"))
+    for path in [*target.glob("*.esdl"), *target.glob("*_schema.py")]:
+        path.write_text(path.read_text().replace("0.1.0", version))
+    return target
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import fresh_database
+from helpers import bumped_copy, fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 THALO = str(Path(sys.executable).with_name("thalo"))
@@ -223,11 +223,8 @@ def test_a_new_version_serves_without_restart(cli_store: str, workdir: Path) -> 
             cwd=workdir,
         )
         assert json.loads(first.stdout)[0]["metadata"]["thaloModuleVersion"] == "0.1.0"
-        schema = workdir / "counter" / "counter.esdl"
-        schema.write_text(schema.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
-        generated = workdir / "counter" / "counter_schema.py"
-        generated.write_text(generated.read_text().replace("0.1.0", "0.2.0"))
-        thalo("publish", "counter", store=cli_store, cwd=workdir)
+        bumped_copy(workdir / "counter", workdir / "counter2", "0.2.0")
+        thalo("publish", "counter2", store=cli_store, cwd=workdir)
         deadline = time.monotonic() + 30
         version = "0.1.0"
         while version != "0.2.0" and time.monotonic() < deadline:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from helpers import CHAOS, EXAMPLES, LIAR
+from helpers import CHAOS, EXAMPLES, LIAR, bumped_copy
 
 from thalo.cli.build import build_project
 from thalo.runtime import Runtime
@@ -51,6 +51,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     projects = [EXAMPLES / "counter", EXAMPLES / "bank_account", EXAMPLES / "todos", CHAOS, LIAR]
     modules = [_build(p, out) for p in projects]
     return {m.name: m for m in modules}
+
+
+@pytest.fixture(scope="session")
+def counter_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The counter example rebuilt as version 0.2.0."""
+    out = tmp_path_factory.mktemp("counter-v2")
+    return _build(bumped_copy(EXAMPLES / "counter", out / "counter", "0.2.0"), out)
 
 
 async def _publish_all(url: str, built: dict[str, Built]) -> None:

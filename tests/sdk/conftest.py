@@ -7,7 +7,7 @@ from pathlib import Path
 
 GUESTS = Path(__file__).resolve().parents[1] / "wasm" / "guests"
 
-for guest in ("counter", "chaos"):
+for guest in ("tally", "chaos"):
     path = str(GUESTS / guest)
     if path not in sys.path:
         sys.path.insert(0, path)

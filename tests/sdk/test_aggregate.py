@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from counter import Counter, Incremented, Reset
+from tally import Counter, Incremented, Reset
 
 from thalo.sdk import Context, Ignore, decode_bytes, encode_bytes, log
 from thalo.sdk._codec import snake_case
@@ -37,7 +37,7 @@ def test_default_snapshot_refuses_what_json_would_change(value: Any, where: str)
 def test_context_round_trip_and_processed() -> None:
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     ctx = Context(
-        stream_name="counter:command-c-1",
+        stream_name="tally:command-c-1",
         message_id="m-1",
         position=4,
         global_position=40,

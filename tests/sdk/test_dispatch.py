@@ -6,13 +6,13 @@ import json
 
 import pytest
 from chaos import Chaos
-from counter import Counter
+from tally import Counter
 
 from thalo.sdk import Ignore, Rejected
 from thalo.sdk._dispatch import EntityCore
 from thalo.sdk._errors import DispatchError
 
-CTX = json.dumps({"streamName": "counter:command-c-1", "position": 4})
+CTX = json.dumps({"streamName": "tally:command-c-1", "position": 4})
 
 
 def command(name: str, **payload: object) -> str:

@@ -30,7 +30,7 @@ class Guest:
 def guests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Guest]:
     out = tmp_path_factory.mktemp("guests")
     built = {}
-    for name in ("counter", "chaos"):
+    for name in ("tally", "chaos"):
         result = build_project(GUESTS / name, out / f"{name}.wasm")
         built[name] = Guest(name, result.path.read_bytes(), result.path)
     return built
@@ -38,7 +38,7 @@ def guests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Guest]:
 
 @pytest.fixture
 def counter(guests: dict[str, Guest]) -> WasmModule:
-    return load_module(guests["counter"].wasm)
+    return load_module(guests["tally"].wasm)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     target = tmp_path / "counter"
-    shutil.copytree(GUESTS / "counter", target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(GUESTS / "tally", target, ignore=shutil.ignore_patterns("__pycache__"))
     return target
 
 
@@ -43,7 +43,7 @@ def test_build_writes_name_version_wasm_deterministically(
     result = json.loads(out)
     assert result["path"] == str(project / "dist" / "Counter-0.1.0.wasm")
     first = Path(result["path"]).read_bytes()
-    assert first == guests["counter"].wasm  # type: ignore[attr-defined]
+    assert first == guests["tally"].wasm  # type: ignore[attr-defined]
     target = project / "again.wasm"
     code, out, _ = run(capsys, "build", str(project), "-o", str(target))
     assert code == 0 and "built Counter 0.1.0" in out and "from the build cache" in out
@@ -54,29 +54,29 @@ def test_build_writes_name_version_wasm_deterministically(
     ("edit", "message"),
     [
         (lambda p: (p / "thalo.toml").unlink(), "has no thalo config"),
-        (lambda p: (p / "thalo.toml").write_text('aggregate = "counter"\n'), "must be"),
+        (lambda p: (p / "thalo.toml").write_text('aggregate = "tally"\n'), "must be"),
         (
             lambda p: (p / "thalo.toml").write_text(
-                'aggregate = "counter:Nope"\nschema = "counter.esdl"\n'
+                'aggregate = "tally:Nope"\nschema = "tally.esdl"\n'
             ),
-            "module 'counter' has no class 'Nope' (it defines Counter)",
+            "module 'tally' has no class 'Nope' (it defines Counter)",
         ),
         (
             lambda p: (p / "thalo.toml").write_text(
-                'aggregate = "gone:Counter"\nschema = "counter.esdl"\n'
+                'aggregate = "gone:Counter"\nschema = "tally.esdl"\n'
             ),
             "aggregate module 'gone' not found",
         ),
         (
             lambda p: (p / "thalo.toml").write_text(
-                'aggregate = "counter:Counter"\nschema = "x.esdl"\n'
+                'aggregate = "tally:Counter"\nschema = "x.esdl"\n'
             ),
             "schema file x.esdl does not exist",
         ),
         (lambda p: (p / "thalo.toml").write_text("aggregate = [\n"), "thalo.toml"),
         (
             lambda p: (p / "thalo.toml").write_text(
-                'aggregate = "aggregate:X"\nschema = "counter.esdl"\n'
+                'aggregate = "aggregate:X"\nschema = "tally.esdl"\n'
             ),
             "module name 'aggregate' is taken by the glue",
         ),
@@ -96,7 +96,7 @@ def test_build_writes_name_version_wasm_deterministically(
             lambda p: (p / "helper.py").write_text("from thalo.wasm import load_module\n"),
             "a guest may import only thalo.sdk",
         ),
-        (lambda p: (p / "counter.py").write_text("def broken(:\n"), "counter.py:1"),
+        (lambda p: (p / "tally.py").write_text("def broken(:\n"), "tally.py:1"),
     ],
 )
 def test_build_errors_exit_2(
@@ -114,8 +114,8 @@ def test_build_errors_exit_2(
 def test_an_incomplete_class_fails_the_build(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = (project / "counter.py").read_text()
-    (project / "counter.py").write_text(source.replace("def apply_reset", "def on_reset"))
+    source = (project / "tally.py").read_text()
+    (project / "tally.py").write_text(source.replace("def apply_reset", "def on_reset"))
     code, _, err = run(capsys, "build", str(project))
     assert code == 2
     assert "componentize-py failed: TypeError: Counter does not implement apply_reset" in (
@@ -124,7 +124,7 @@ def test_an_incomplete_class_fails_the_build(
 
 
 def test_schema_error_exits_2(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (project / "counter.esdl").write_text("aggregate Counter { increment( -> }\n")
+    (project / "tally.esdl").write_text("aggregate Counter { increment( -> }\n")
     code, _, err = run(capsys, "build", str(project))
     assert code == 2 and "SchemaError" in err
 
@@ -133,7 +133,7 @@ def test_pyproject_config_is_read(project: Path, capsys: pytest.CaptureFixture[s
     (project / "thalo.toml").unlink()
     (project / "pyproject.toml").write_text(
         '[project]\nname = "c"\n\n[tool.thalo]\n'
-        'aggregate = "counter:Nope"\nschema = "counter.esdl"\n'
+        'aggregate = "tally:Nope"\nschema = "tally.esdl"\n'
     )
     code, _, err = run(capsys, "build", str(project))
     assert code == 2 and "has no class 'Nope'" in " ".join(err.split())

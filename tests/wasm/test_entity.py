@@ -17,7 +17,7 @@ from thalo.wasm import (
 
 pytestmark = pytest.mark.wasm
 
-CTX = {"streamName": "counter:command-c-1", "position": 7, "metadata": {"k": "v"}}
+CTX = {"streamName": "tally:command-c-1", "position": 7, "metadata": {"k": "v"}}
 
 
 def test_schema_is_the_canonical_esdl(counter: WasmModule) -> None:

@@ -110,7 +110,7 @@ def test_a_timeout_on_one_thread_does_not_stop_another(guests: dict[str, object]
     from thalo.wasm import Limits
 
     chaos = load_module(guests["chaos"].wasm, limits=Limits(call_seconds=1.5))  # type: ignore[attr-defined]
-    counter = load_module(guests["counter"].wasm)  # type: ignore[attr-defined]
+    counter = load_module(guests["tally"].wasm)  # type: ignore[attr-defined]
     entity = counter.entity("c-1")
     errors: list[BaseException] = []
 
@@ -133,7 +133,7 @@ def test_a_timeout_on_one_thread_does_not_stop_another(guests: dict[str, object]
 
 
 def test_one_instance_is_never_entered_by_two_threads(guests: dict[str, object]) -> None:
-    module = load_module(guests["counter"].wasm, max_instances=2)  # type: ignore[attr-defined]
+    module = load_module(guests["tally"].wasm, max_instances=2)  # type: ignore[attr-defined]
     entities = [module.entity(f"c-{i}") for i in range(4)]
     failures: list[BaseException] = []
 

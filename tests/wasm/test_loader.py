@@ -62,7 +62,7 @@ def test_core_module_instead_of_component(cache: CompileCache) -> None:
 
 
 def test_truncated_component(guests: dict[str, object], cache: CompileCache) -> None:
-    wasm: bytes = guests["counter"].wasm  # type: ignore[attr-defined]
+    wasm: bytes = guests["tally"].wasm  # type: ignore[attr-defined]
     assert "not a valid component" in refused(wasm[: len(wasm) // 3], cache)
 
 
@@ -82,7 +82,7 @@ def test_component_importing_what_the_sandbox_does_not_provide(cache: CompileCac
 
 
 def test_second_load_comes_from_the_cache(guests: dict[str, object]) -> None:
-    wasm: bytes = guests["counter"].wasm  # type: ignore[attr-defined]
+    wasm: bytes = guests["tally"].wasm  # type: ignore[attr-defined]
     shared = CompileCache()  # the session's warm cache (the build loaded it once)
     first = load_module(wasm, cache=shared)
     assert first.from_cache
@@ -92,7 +92,7 @@ def test_second_load_comes_from_the_cache(guests: dict[str, object]) -> None:
 
 
 def test_a_corrupt_cache_entry_is_rebuilt(guests: dict[str, object], tmp_path: Path) -> None:
-    wasm: bytes = guests["counter"].wasm  # type: ignore[attr-defined]
+    wasm: bytes = guests["tally"].wasm  # type: ignore[attr-defined]
     cache = CompileCache(tmp_path)
     digest = load_module(wasm, cache=CompileCache()).digest
     cache.directory.mkdir(parents=True)
@@ -106,7 +106,7 @@ def test_a_corrupt_cache_entry_is_rebuilt(guests: dict[str, object], tmp_path: P
 def test_another_process_loads_from_the_cache_in_milliseconds(
     guests: dict[str, object],
 ) -> None:
-    path: Path = guests["counter"].path  # type: ignore[attr-defined]
+    path: Path = guests["tally"].path  # type: ignore[attr-defined]
     load_module(path.read_bytes())  # make sure the shared cache holds it
     code = (
         "import sys, time; from pathlib import Path; from thalo.wasm import load_module;"
@@ -136,8 +136,8 @@ def test_a_component_built_against_an_altered_contract_is_refused(tmp_path: Path
     )
     assert altered != text
     (wit / "aggregate.wit").write_text(altered)
-    project = load_project(GUESTS / "counter")
-    schema = parse(project.schema.read_text(), "counter.esdl")
+    project = load_project(GUESTS / "tally")
+    schema = parse(project.schema.read_text(), "tally.esdl")
     message = r"entity\.handle takes \(borrow, string, string, string\), but the contract says"
     with pytest.raises(BuildError, match=message):
         build_component(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from counter_schema import CounterBase, Incremented, Reset
+from tally_schema import CounterBase, Incremented, Reset
 
 from thalo.sdk import Context, Rejected
 
