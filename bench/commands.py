@@ -12,6 +12,9 @@ callers, on SQLite and on Message DB. In the same run:
 - cold rebuild of an entity with ``--rebuild-events`` events, without and with a
   snapshot.
 
+thalo's figure is ``Runtime.record`` (the events are durable when it returns,
+as with eventsourcing's ``save``); ``execute`` also reads them back.
+
 Targets: with 16 callers ≥ 4× eventsourcing's commands/s on the same store; a
 10,000-event entity rebuilt in < 150 ms without a snapshot and < 20 ms with one.
 
@@ -85,7 +88,7 @@ async def thalo_run(
         async def caller() -> None:
             for entity, command, payload in queue:
                 started = time.perf_counter()
-                await runtime.execute(AGGREGATE, entity, command, payload)
+                await runtime.record(AGGREGATE, entity, command, payload)
                 latencies.append(time.perf_counter() - started)
 
         # Opening must precede operations on the same account: with several callers an

@@ -77,7 +77,7 @@ class CommandConsumer:
         command_id = message.meta(keys.COMMAND_ID) or message.id
         reply_to = message.meta(keys.REPLY_STREAM_NAME)
         try:
-            events = await self.runtime.execute(
+            recorded = await self.runtime.record(
                 aggregate,
                 entity_id,
                 message.type,
@@ -96,9 +96,9 @@ class CommandConsumer:
             answer = NewMessage(
                 REPLY_SUCCEEDED,
                 {
-                    "streamName": events[0].stream_name if events else message.stream_name,
-                    "position": events[0].position if events else 0,
-                    "count": len(events),
+                    "streamName": recorded.stream_name,
+                    "position": recorded.position,
+                    "count": recorded.count,
                 },
             )
         if answer.type == REPLY_FAILED:

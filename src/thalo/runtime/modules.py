@@ -56,7 +56,7 @@ class ModuleSet:
         self._limits = limits
         self._max_instances = max_instances
         self._check_interval = check_interval
-        self._by_sha: dict[str, WasmModule] = {}
+        self._by_sha: dict[str, LoadedModule] = {}
         self._current: dict[str, LoadedModule] = {}
         self._seq = -1
         self._checked_at = float("-inf")
@@ -81,13 +81,17 @@ class ModuleSet:
             return found
 
     async def load(self, record: ModuleRecord) -> LoadedModule:
-        """Compile (or fetch from the compile cache) and instantiate one module version."""
-        wasm = self._by_sha.get(record.sha256)
-        if wasm is None:
+        """Compile (or fetch from the compile cache) and instantiate one module version.
+
+        The same bytes give the same ``LoadedModule`` for the life of the set, so
+        entities cached under it stay valid across publishes of other versions.
+        """
+        loaded = self._by_sha.get(record.sha256)
+        if loaded is None:
             data = await self._registry.module_bytes(record.name, record.version)
             wasm = await asyncio.to_thread(self._load_bytes, data, record.sha256)
-            self._by_sha[record.sha256] = wasm
-        return LoadedModule(record, wasm)
+            loaded = self._by_sha[record.sha256] = LoadedModule(record, wasm)
+        return loaded
 
     def _load_bytes(self, data: bytes, sha256: str) -> WasmModule:
         from thalo.wasm import load_module
@@ -110,7 +114,7 @@ class ModuleSet:
 
     def close(self) -> None:
         """Discard every loaded module's instances; idempotent."""
-        for wasm in self._by_sha.values():
-            wasm.close()
+        for loaded in self._by_sha.values():
+            loaded.wasm.close()
         self._by_sha.clear()
         self._current.clear()
