@@ -272,6 +272,12 @@ async def main() -> None:
             else {}
         )
 
+        if es:
+            import psycopg
+
+            with psycopg.connect(args.postgres_url, autocommit=True) as connection:
+                connection.execute("CREATE SCHEMA IF NOT EXISTS eventsourcing_bench")
+
         async def pg_ceiling() -> float:
             return await store_append.pg_ceiling_single(args.postgres_url, 1000)
 
