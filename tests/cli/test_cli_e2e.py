@@ -248,3 +248,34 @@ def test_a_new_version_serves_without_restart(cli_store: str, workdir: Path) -> 
     finally:
         consumer.terminate()
         consumer.communicate(timeout=30)
+
+
+def test_category_follow_prints_new_messages(cli_store: str, workdir: Path) -> None:
+    entity = f"c{uuid.uuid4().hex[:8]}"
+    thalo("publish", "counter", store=cli_store, cwd=workdir)
+    env = {**os.environ, "THALO_STORE": cli_store}
+    follower = subprocess.Popen(
+        [THALO, "category", "counter", "--follow", "--json", "--poll", "0.05"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        thalo(
+            "execute", "Counter", entity, "increment", '{"amount": 7}', store=cli_store, cwd=workdir
+        )
+        assert follower.stdout is not None
+        deadline = time.monotonic() + 30
+        seen: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            line = follower.stdout.readline()
+            message = json.loads(line)
+            if message["stream_name"] == f"counter-{entity}":
+                seen = message
+                break
+        assert seen.get("type") == "Incremented"
+    finally:
+        follower.terminate()
+        follower.communicate(timeout=30)
