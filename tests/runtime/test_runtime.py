@@ -181,3 +181,18 @@ async def test_new_version_of_an_entity_cache_is_rebuilt(runtime: Runtime) -> No
     assert len(runtime.cache) == 1
     again = await runtime.execute("Counter", a, "increment", {"amount": 1})
     assert again[0].data["count"] == 2
+
+
+async def test_entities_sharing_a_trapped_instance_are_rebuilt(runtime: Runtime) -> None:
+    x, y = unique("x"), unique("y")
+    for entity in (x, y, y):
+        await runtime.execute("Chaos", entity, "chat", {"message": "hi"})
+    cached = runtime.cache.get(f"chaos-{y}")
+    assert cached is not None and cached.wasm.alive
+    with pytest.raises(GuestTrap):
+        await runtime.execute("Chaos", x, "crash", {"message": "boom"})
+    assert not cached.wasm.alive, "y lived in the instance that trapped"
+    after = await runtime.execute("Chaos", y, "chat", {"message": "still here"})
+    assert after[0].position == 2
+    state = await runtime.state("Chaos", y)
+    assert state.state["seen"] == 3
