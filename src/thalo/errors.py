@@ -68,6 +68,7 @@ __all__ = [
     "UnknownAggregate",
     "UnknownCommand",
     "UsageError",
+    "VersionNotGreater",
     "Violation",
     "WasmError",
     "WrongExpectedVersion",
