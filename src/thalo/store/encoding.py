@@ -16,9 +16,8 @@ __all__ = [
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -34,9 +33,12 @@ _DUMP_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLA
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedMessage:
-    """A validated message ready for a database: canonical UUID text and JSON text."""
+class EncodedMessage(NamedTuple):
+    """A validated message ready for a database: canonical UUID text and JSON text.
+
+    A NamedTuple rather than a frozen dataclass: it is built once per message
+    written, on the hot path, and a tuple is about three times cheaper to make.
+    """
 
     id: str
     type: str
@@ -99,15 +101,19 @@ def _encode(message: object) -> EncodedMessage:
 def encode_messages(stream_name: object, messages: Sequence[object]) -> list[EncodedMessage]:
     """Validate the stream name and every message; raise before anything is written."""
     validate_stream_name(stream_name)
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+    # A list or tuple (the usual case) skips the slower abstract-class check.
+    if (
+        type(messages) is not list
+        and type(messages) is not tuple
+        and (isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence))
+    ):
         raise InvalidMessage(
             f"expected a sequence of NewMessage to write, got {type(messages).__name__}"
         )
     if not messages:
         raise InvalidMessage(f"nothing to write to {stream_name!r}: the list of messages is empty")
     encoded = [_encode(message) for message in messages]
-    ids = [m.id for m in encoded]
-    if len(set(ids)) != len(ids):
+    if len(encoded) > 1 and len({m.id for m in encoded}) != len(encoded):
         raise InvalidMessage(
             f"the messages to write to {stream_name!r} repeat a message id; ids must be unique"
         )

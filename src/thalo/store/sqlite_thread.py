@@ -109,10 +109,10 @@ class ConnectionThread(threading.Thread):
     ) -> None:
         super().__init__(name=name, daemon=True)
         self.connection = connection
-        self._queue: queue.SimpleQueue[list[Job] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[Job | None] | None] = queue.SimpleQueue()
         # Jobs submitted during one turn of the event loop are handed over
         # together: one wake-up of the thread instead of one per caller.
-        self._buffer: list[Job] = []
+        self._buffer: list[Job | None] = []
         self._flush_scheduled = False
         self._write_type = write_type
         self._write_batch = write_batch
@@ -159,12 +159,9 @@ class ConnectionThread(threading.Thread):
     def _loop(self) -> None:
         while True:
             item = self._queue.get()
-            jobs: list[Job | None] = [None] if item is None else list(item)
-            while len(jobs) < MAX_BATCH and jobs[-1] is not None:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
+            jobs: list[Job | None] = [None] if item is None else item  # ours: _flush made it
+            while len(jobs) < MAX_BATCH and jobs[-1] is not None and not self._queue.empty():
+                item = self._queue.get()
                 jobs.extend([None] if item is None else item)
             if self._write_batch is not None:
                 writes = [job for job in jobs if type(job) is self._write_type]
