@@ -114,6 +114,8 @@ class ConnectionThread(threading.Thread):
         # together: one wake-up of the thread instead of one per caller.
         self._buffer: list[Job | None] = []
         self._flush_scheduled = False
+        self._turn_size = 1  # jobs submitted during the last turn
+        self._direct = 0  # of this turn's jobs, those handed over at once
         self._write_type = write_type
         self._write_batch = write_batch
         self._serve_session = serve_session
@@ -125,9 +127,17 @@ class ConnectionThread(threading.Thread):
         with self._lock:
             if self._closing:
                 raise StoreError("the message store is closed")
-            self._buffer.append(job)
             schedule = not self._flush_scheduled
             self._flush_scheduled = True
+            if schedule and self._turn_size == 1:
+                # A caller that was alone last turn is likely alone again (one
+                # writer awaiting each write): hand its job over now rather than
+                # one loop turn later. Everything before it is already queued,
+                # so the order of jobs is kept.
+                self._queue.put([job])
+                self._direct = 1
+            else:
+                self._buffer.append(job)
         if schedule:
             job.loop.call_soon(self._flush)
         return job.future
@@ -136,6 +146,8 @@ class ConnectionThread(threading.Thread):
         with self._lock:
             jobs, self._buffer = self._buffer, []
             self._flush_scheduled = False
+            self._turn_size = len(jobs) + self._direct
+            self._direct = 0
             if jobs:
                 self._queue.put(jobs)
 
