@@ -10,7 +10,8 @@ batches of 100, and reading a stream; beside each, the ceiling and the ratio.
 - Also printed for SQLite, to show where the time goes: thalo's checked insert
   called in a plain loop (no thread, no event loop), and the bare ``INSERT`` loop
   run on a thread with each ``INSERT`` awaited from the event loop (one future
-  per row): the most any store can reach that keeps SQLite calls off the loop.
+  per row): the most any store can reach that keeps SQLite calls off the loop;
+  likewise 8 tasks awaiting bare INSERTs that one thread commits together.
 - Message DB ceiling: a bare psycopg loop calling ``write_message`` (autocommit);
   for batches one pipelined ``executemany`` per 100 in a transaction; for reads a
   bare ``SELECT * FROM get_stream_messages``.
@@ -240,6 +241,53 @@ async def sqlite_ceiling_threaded(path: Path, synchronous: str, events: int) -> 
     return rate
 
 
+async def sqlite_ceiling_group_commit(path: Path, synchronous: str, events: int) -> float:
+    """``WRITERS`` tasks each awaiting bare INSERTs run on one thread that commits all
+    rows queued at that moment in one transaction: group commit with nothing else
+    (no expected version, no encoding), the most the 8-writer figure could reach."""
+    connection = _sqlite_connection(path, synchronous)
+    per_writer = events // WRITERS
+    rows = [_rows(f"{_category()}-{n}", 0, per_writer) for n in range(WRITERS)]
+    jobs: queue.SimpleQueue[tuple[tuple[Any, ...], asyncio.Future[None]] | None] = (
+        queue.SimpleQueue()
+    )
+    loop = asyncio.get_running_loop()
+
+    def settle(futures: list[asyncio.Future[None]]) -> None:
+        for future in futures:
+            future.set_result(None)
+
+    def run() -> None:
+        while True:
+            batch = [jobs.get()]
+            while not jobs.empty():
+                batch.append(jobs.get())
+            done = [job for job in batch if job is not None]
+            if done:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.executemany(_INSERT, [row for row, _ in done])
+                connection.execute("COMMIT")
+                loop.call_soon_threadsafe(settle, [future for _, future in done])
+            if len(done) < len(batch):
+                return
+
+    async def writer(number: int) -> None:
+        for row in rows[number]:
+            future = loop.create_future()
+            jobs.put((row, future))
+            await future
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    start = time.perf_counter()
+    await asyncio.gather(*(writer(n) for n in range(WRITERS)))
+    rate = per_writer * WRITERS / (time.perf_counter() - start)
+    jobs.put(None)
+    thread.join()
+    connection.close()
+    return rate
+
+
 def sqlite_ceiling_batches(path: Path, synchronous: str, events: int) -> float:
     connection = _sqlite_connection(path, synchronous)
     stream = f"{_category()}-1"
@@ -361,13 +409,14 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
             async def batch_ceiling() -> float:
                 return sqlite_ceiling_batches(path, synchronous, events * 5)
 
-            top, single, direct, threaded, many = await _alternating(
+            top, single, direct, threaded, many, group = await _alternating(
                 repeat,
                 ceiling,
                 lambda: thalo_single(store, events),
                 lambda: sqlite_direct_single(path, synchronous, events),
                 lambda: sqlite_ceiling_threaded(path, synchronous, events),
                 lambda: thalo_concurrent(store, events * 2, False),
+                lambda: sqlite_ceiling_group_commit(path, synchronous, events * 2),
             )
             _row("append, 1 writer, expected version", single, top, "ceiling", "≥ 0.8")
             _row("  (its SQL alone: no thread, no event loop)", direct, top, "ceiling")
@@ -380,6 +429,10 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
                 "1-writer ceiling",
                 "≥ 3",
             )
+            _row(
+                f"  (bare INSERTs, {WRITERS} writers, group commit)", group, top, "1-writer ceiling"
+            )
+            _row(f"  ({WRITERS} writers against that)", many, group, "bare group")
             top, batched = await _alternating(
                 repeat, batch_ceiling, lambda: thalo_batches(store, events * 5)
             )
