@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -159,7 +160,7 @@ class Runtime:
         limits: Limits | None = None,
         guest_threads: int = 2,
         module_check_interval: float = 1.0,
-        replay_batch: int = 1_000,
+        replay_batch: int = 5_000,
     ) -> None:
         self.store = store
         self.registry = registry or Registry(store)
@@ -448,29 +449,45 @@ class Runtime:
         until: Callable[[Message], bool] | None = None,
         progress: Progress | None = None,
     ) -> None:
-        while True:
-            batch = await self.store.get_stream_messages(
-                entity.stream_name, position, self.replay_batch
-            )
-            if until is not None:
-                stop = next((i for i, m in enumerate(batch) if not until(m)), None)
-                if stop is not None:
-                    batch = batch[:stop]
-            if not batch:
-                return
-            await self._guest(entity.wasm.apply, [(m.type, m.data) for m in batch])
-            for message in batch:
-                command_id = message.meta(keys.COMMAND_ID)
-                if isinstance(command_id, str):
-                    first, count = entity.commands.get(command_id, (message.position, 0))
-                    entity.remember(command_id, first, count + 1, self.idempotency_window)
-            entity.version = batch[-1].position
-            entity.since_snapshot += len(batch)
-            if progress is not None:
-                progress(len(batch))
-            if len(batch) < self.replay_batch:
-                return
-            position = entity.version + 1
+        """Apply the stream's events from ``position`` (while ``until`` holds), in batches.
+
+        The next batch is read while the guest applies the current one: the read
+        waits on the store, the apply runs on a worker thread without the GIL.
+        """
+        size = self.replay_batch
+        stream = entity.stream_name
+        reading: asyncio.Task[list[Message]] | None = asyncio.ensure_future(
+            self.store.get_stream_messages(stream, position, size)
+        )
+        try:
+            while reading is not None:
+                batch = await reading
+                reading = None
+                more = len(batch) == size
+                if until is not None:
+                    stop = next((i for i, m in enumerate(batch) if not until(m)), None)
+                    if stop is not None:
+                        batch, more = batch[:stop], False
+                if not batch:
+                    return
+                if more:
+                    reading = asyncio.ensure_future(
+                        self.store.get_stream_messages(stream, batch[-1].position + 1, size)
+                    )
+                await self._guest(entity.wasm.apply, [(m.type, m.data) for m in batch])
+                for message in batch:
+                    command_id = message.meta(keys.COMMAND_ID)
+                    if isinstance(command_id, str):
+                        first, count = entity.commands.get(command_id, (message.position, 0))
+                        entity.remember(command_id, first, count + 1, self.idempotency_window)
+                entity.version = batch[-1].position
+                entity.since_snapshot += len(batch)
+                if progress is not None:
+                    progress(len(batch))
+        finally:
+            if reading is not None:  # an apply failed while a read was in flight
+                with contextlib.suppress(Exception):
+                    await reading
 
     async def _maybe_snapshot(self, entity: HydratedEntity) -> None:
         if self.snapshot_every <= 0 or entity.since_snapshot < self.snapshot_every:
