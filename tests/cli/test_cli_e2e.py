@@ -10,7 +10,9 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import bumped_copy, fresh_database
@@ -33,6 +35,38 @@ def thalo(
             f"thalo {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+@contextmanager
+def background(*args: str, store: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """A long-running `thalo` command (run, category --follow), terminated afterwards."""
+    proc = subprocess.Popen(
+        [THALO, *args],
+        cwd=cwd,
+        env={**os.environ, "THALO_STORE": store},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:  # not already waited for by the test
+            proc.terminate()
+            proc.communicate(timeout=30)
+
+
+def increment_async(entity: str, amount: int, *, store: str, cwd: Path) -> list[dict[str, Any]]:
+    """`thalo execute Counter ENTITY increment --async --json`: the recorded events."""
+    payload = json.dumps({"amount": amount})
+    done = thalo(
+        *("execute", "Counter", entity, "increment", payload, "--async", "--json"),
+        *("--timeout", "60"),
+        store=store,
+        cwd=cwd,
+    )
+    events: list[dict[str, Any]] = json.loads(done.stdout)
+    return events
 
 
 @pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])
@@ -151,44 +185,17 @@ def test_unreachable_store_exits_5(workdir: Path) -> None:
 def test_execute_async_through_a_running_consumer(cli_store: str, workdir: Path) -> None:
     entity = f"c{uuid.uuid4().hex[:8]}"
     thalo("publish", "counter", store=cli_store, cwd=workdir)
-    env = {**os.environ, "THALO_STORE": cli_store}
-    consumer = subprocess.Popen(
-        [THALO, "run", "Counter", "--name", f"cli{uuid.uuid4().hex[:6]}"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        done = thalo(
-            "execute",
-            "Counter",
-            entity,
-            "increment",
-            '{"amount": 4}',
-            "--async",
-            "--json",
-            "--timeout",
-            "60",
-            store=cli_store,
-            cwd=workdir,
-        )
-        events = json.loads(done.stdout)
+    name = f"cli{uuid.uuid4().hex[:6]}"
+    with background("run", "Counter", "--name", name, store=cli_store, cwd=workdir) as consumer:
+        events = increment_async(entity, 4, store=cli_store, cwd=workdir)
         assert [(e["type"], e["data"]["count"]) for e in events] == [("Incremented", 4)]
         refused = thalo(
-            "execute",
-            "Counter",
-            entity,
-            "increment",
-            '{"amount": 0}',
-            "--async",
+            *("execute", "Counter", entity, "increment", '{"amount": 0}', "--async"),
             store=cli_store,
             cwd=workdir,
             check_code=1,
         )
         assert "positive" in refused.stderr
-    finally:
         consumer.terminate()
         out, err = consumer.communicate(timeout=30)
     assert consumer.returncode == 0, err
@@ -199,70 +206,26 @@ def test_a_new_version_serves_without_restart(cli_store: str, workdir: Path) -> 
     """A running `thalo run` picks up a newly published version within seconds."""
     entity = f"c{uuid.uuid4().hex[:8]}"
     thalo("publish", "counter", store=cli_store, cwd=workdir)
-    env = {**os.environ, "THALO_STORE": cli_store}
-    consumer = subprocess.Popen(
-        [THALO, "run", "Counter", "--name", f"cli{uuid.uuid4().hex[:6]}"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        first = thalo(
-            "execute",
-            "Counter",
-            entity,
-            "increment",
-            '{"amount": 1}',
-            "--async",
-            "--json",
-            "--timeout",
-            "60",
-            store=cli_store,
-            cwd=workdir,
-        )
-        assert json.loads(first.stdout)[0]["metadata"]["thaloModuleVersion"] == "0.1.0"
+    name = f"cli{uuid.uuid4().hex[:6]}"
+    with background("run", "Counter", "--name", name, store=cli_store, cwd=workdir):
+        first = increment_async(entity, 1, store=cli_store, cwd=workdir)
+        assert first[0]["metadata"]["thaloModuleVersion"] == "0.1.0"
         bumped_copy(workdir / "counter", workdir / "counter2", "0.2.0")
         thalo("publish", "counter2", store=cli_store, cwd=workdir)
         deadline = time.monotonic() + 30
         version = "0.1.0"
         while version != "0.2.0" and time.monotonic() < deadline:
-            done = thalo(
-                "execute",
-                "Counter",
-                entity,
-                "increment",
-                '{"amount": 1}',
-                "--async",
-                "--json",
-                "--timeout",
-                "60",
-                store=cli_store,
-                cwd=workdir,
-            )
-            event = json.loads(done.stdout)[0]
+            event = increment_async(entity, 1, store=cli_store, cwd=workdir)[0]
             version = event["metadata"]["thaloModuleVersion"]
         assert version == "0.2.0"
         assert event["data"]["count"] == event["position"] + 1  # state carried over
-    finally:
-        consumer.terminate()
-        consumer.communicate(timeout=30)
 
 
 def test_category_follow_prints_new_messages(cli_store: str, workdir: Path) -> None:
     entity = f"c{uuid.uuid4().hex[:8]}"
     thalo("publish", "counter", store=cli_store, cwd=workdir)
-    env = {**os.environ, "THALO_STORE": cli_store}
-    follower = subprocess.Popen(
-        [THALO, "category", "counter", "--follow", "--json", "--poll", "0.05"],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    follow = ("category", "counter", "--follow", "--json", "--poll", "0.05")
+    with background(*follow, store=cli_store, cwd=workdir) as follower:
         thalo(
             "execute", "Counter", entity, "increment", '{"amount": 7}', store=cli_store, cwd=workdir
         )
@@ -270,12 +233,8 @@ def test_category_follow_prints_new_messages(cli_store: str, workdir: Path) -> N
         deadline = time.monotonic() + 30
         seen: dict[str, object] = {}
         while time.monotonic() < deadline:
-            line = follower.stdout.readline()
-            message = json.loads(line)
+            message = json.loads(follower.stdout.readline())
             if message["stream_name"] == f"counter-{entity}":
                 seen = message
                 break
         assert seen.get("type") == "Incremented"
-    finally:
-        follower.terminate()
-        follower.communicate(timeout=30)
