@@ -626,8 +626,3 @@ class Runtime:
         free: wasmtime releases the GIL while inside, so two guests run at once."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
-
-
-def new_command_id() -> str:
-    """A fresh command id (UUID text)."""
-    return new_message_id()
