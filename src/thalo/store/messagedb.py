@@ -1,7 +1,7 @@
 """The Message DB backend: psycopg 3 (async, pooled) calling Message DB's own SQL functions.
 
 thalo never reimplements Message DB on PostgreSQL: writes call
-``write_message`` (several messages: one transaction, pipelined; concurrent
+``write_message`` (several messages: one statement over ``unnest``; concurrent
 writers share transactions, see ``messagedb_writer``), reads call
 ``get_stream_messages`` / ``get_category_messages`` / ``get_last_stream_message``
 / ``stream_version``. Arguments are checked in Python first, with Message DB's

@@ -1,8 +1,11 @@
 """Group commit for the Message DB backend: concurrent writers share one transaction.
 
 Writers queue their ``write_message`` calls; a flusher task takes everything
-queued and runs it as one pipelined ``executemany`` in one transaction: one
-round trip and one commit for many callers. Up to ``MAX_IN_FLIGHT`` flushers
+queued and runs it as one statement — ``write_message`` over ``unnest`` of the
+batch's columns — which PostgreSQL runs as one transaction: one round trip and
+one commit for many callers. (A pipelined ``executemany`` inside an explicit
+transaction measured ~5x slower per batch of 8 here: three round trips and a
+pipeline sync.) Up to ``MAX_IN_FLIGHT`` flushers
 run at once, each on its own pooled connection. Message DB's ``write_message`` takes an
 advisory lock per category until commit, so the calls are ordered by that
 lock's key (``hash_64(category)``; stable, so one stream's writes keep their
@@ -36,6 +39,16 @@ from thalo.store.partition import hash_64
 
 WRITE_SQL = (
     "SELECT write_message(%s::varchar, %s::varchar, %s::varchar, %s::jsonb, %s::jsonb, %s::bigint)"
+)
+# Many calls in one statement. PostgreSQL evaluates volatile functions in the
+# target list after the sort, so the calls run in ordinality order; each call's
+# own statements see the rows the earlier calls inserted.
+WRITE_MANY_SQL = (
+    "SELECT write_message(m.id, m.stream_name, m.type, m.data::jsonb, m.metadata::jsonb, "
+    "m.expected_version) "
+    "FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::text[], %s::text[], "
+    "%s::bigint[]) WITH ORDINALITY AS m(id, stream_name, type, data, metadata, "
+    "expected_version, n) ORDER BY m.n"
 )
 MAX_BATCH = 256
 # Batches committed at once, each on its own connection: a batch is executed by
@@ -76,16 +89,13 @@ class PendingWrite:
 async def _execute(
     connection: psycopg.AsyncConnection[Any], params: list[tuple[Any, ...]]
 ) -> list[int]:
-    """All calls pipelined in the current transaction; the position each returned."""
-    positions: list[int] = []
-    async with connection.cursor() as cursor:
-        await cursor.executemany(WRITE_SQL, params, returning=True)
-        while True:
-            row = await cursor.fetchone()
-            if row is not None:
-                positions.append(int(row[0]))
-            if not cursor.nextset():
-                return positions
+    """All calls as one statement (one transaction, autocommit); the position each returned."""
+    if len(params) == 1:
+        cursor = await connection.execute(WRITE_SQL, params[0])
+    else:
+        columns = [list(column) for column in zip(*params, strict=True)]
+        cursor = await connection.execute(WRITE_MANY_SQL, columns)
+    return [int(row[0]) for row in await cursor.fetchall()]
 
 
 class GroupCommitWriter:
@@ -164,7 +174,7 @@ class GroupCommitWriter:
     async def _together(self, jobs: list[PendingWrite]) -> list[int]:
         """One transaction for every job; each job's last position."""
         params = [row for job in jobs for row in job.params]
-        async with self._pool.connection() as connection, connection.transaction():
+        async with self._pool.connection() as connection:
             positions = await _execute(connection, params)
         ends: list[int] = []
         index = 0
@@ -176,14 +186,7 @@ class GroupCommitWriter:
     async def _alone(self, job: PendingWrite) -> None:
         try:
             async with self._pool.connection() as connection:
-                if len(job.params) == 1:  # autocommit: the call is its own transaction
-                    cursor = await connection.execute(WRITE_SQL, job.params[0])
-                    row = await cursor.fetchone()
-                    assert row is not None
-                    position = int(row[0])
-                else:
-                    async with connection.transaction():
-                        position = (await _execute(connection, job.params))[-1]
+                position = (await _execute(connection, job.params))[-1]
         except (psycopg.Error, PoolTimeout) as exc:
             job.settle(None, self._translate(exc, job.stream_name, job.expected))
         else:
