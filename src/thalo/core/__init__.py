@@ -3,6 +3,7 @@
 from thalo.core import metadata as metadata
 from thalo.core.message import Message as Message
 from thalo.core.message import NewMessage as NewMessage
+from thalo.core.message import RawMessage as RawMessage
 from thalo.core.message import new_message_id as new_message_id
 from thalo.core.stream_name import aggregate_category as aggregate_category
 from thalo.core.stream_name import cardinal_id as cardinal_id
@@ -22,6 +23,7 @@ from thalo.core.stream_name import validate_stream_name as validate_stream_name
 __all__ = [
     "Message",
     "NewMessage",
+    "RawMessage",
     "aggregate_category",
     "cardinal_id",
     "category",

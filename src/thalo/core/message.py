@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["Message", "NewMessage", "new_message_id"]
+__all__ = ["Message", "NewMessage", "RawMessage", "new_message_id"]
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def new_message_id() -> str:
@@ -64,3 +64,17 @@ class Message:
             "metadata": self.metadata,
             "time": self.time.isoformat(),
         }
+
+
+class RawMessage(NamedTuple):
+    """A recorded message of a known stream with data and metadata still JSON text.
+
+    What a replay needs and no more: the runtime hands the data to the guest as
+    text, so decoding it into dicts first would be wasted work.
+    """
+
+    position: int
+    type: str
+    data: str
+    metadata: str | None
+    time: datetime

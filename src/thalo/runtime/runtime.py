@@ -36,6 +36,7 @@ import orjson
 from thalo.core import (
     Message,
     NewMessage,
+    RawMessage,
     command_stream_name,
     entity_stream_name,
     new_message_id,
@@ -392,7 +393,7 @@ class Runtime:
         stream: str,
         entity_id: str,
         *,
-        until: Callable[[Message], bool] | None = None,
+        until: Callable[[RawMessage], bool] | None = None,
         snapshot: bool = True,
         snapshot_before: int | None = None,
         progress: Progress | None = None,
@@ -446,7 +447,7 @@ class Runtime:
         entity: HydratedEntity,
         position: int,
         *,
-        until: Callable[[Message], bool] | None = None,
+        until: Callable[[RawMessage], bool] | None = None,
         progress: Progress | None = None,
     ) -> None:
         """Apply the stream's events from ``position`` (while ``until`` holds), in batches.
@@ -456,8 +457,8 @@ class Runtime:
         """
         size = self.replay_batch
         stream = entity.stream_name
-        reading: asyncio.Task[list[Message]] | None = asyncio.ensure_future(
-            self.store.get_stream_messages(stream, position, size)
+        reading: asyncio.Task[list[RawMessage]] | None = asyncio.ensure_future(
+            self.store.get_stream_raw(stream, position, size)
         )
         try:
             while reading is not None:
@@ -472,11 +473,14 @@ class Runtime:
                     return
                 if more:
                     reading = asyncio.ensure_future(
-                        self.store.get_stream_messages(stream, batch[-1].position + 1, size)
+                        self.store.get_stream_raw(stream, batch[-1].position + 1, size)
                     )
-                await self._guest(entity.wasm.apply, [(m.type, m.data) for m in batch])
+                await self._guest(entity.wasm.apply, _apply_batch(batch))
                 for message in batch:
-                    command_id = message.meta(keys.COMMAND_ID)
+                    # Only events of commands sent with an id carry one: skip decoding the rest.
+                    if message.metadata is None or keys.COMMAND_ID not in message.metadata:
+                        continue
+                    command_id = orjson.loads(message.metadata).get(keys.COMMAND_ID)
                     if isinstance(command_id, str):
                         first, count = entity.commands.get(command_id, (message.position, 0))
                         entity.remember(command_id, first, count + 1, self.idempotency_window)
@@ -597,7 +601,7 @@ class Runtime:
         """
         module = await self.modules.current(aggregate)
         stream = entity_stream_name(module.name, entity_id)
-        until: Callable[[Message], bool] | None = None
+        until: Callable[[RawMessage], bool] | None = None
         if at_position is not None:
             until = lambda m: m.position <= at_position  # noqa: E731
         elif at_time is not None:
@@ -626,3 +630,14 @@ class Runtime:
         free: wasmtime releases the GIL while inside, so two guests run at once."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
+
+
+def _apply_batch(batch: Sequence[RawMessage]) -> bytes:
+    """The guest's ``apply`` argument built from the stored JSON text, never decoded."""
+    return (
+        b"["
+        + b",".join(
+            b'{"type":' + orjson.dumps(m.type) + b',"data":' + m.data.encode() + b"}" for m in batch
+        )
+        + b"]"
+    )

@@ -11,6 +11,7 @@ __all__ = [
     "decode_json",
     "encode_messages",
     "messages_from_rows",
+    "raw_messages_from_rows",
 ]
 
 import re
@@ -21,7 +22,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from thalo.core import Message, NewMessage, validate_stream_name
+from thalo.core import Message, NewMessage, RawMessage, validate_stream_name
 from thalo.errors import InvalidMessage
 
 # Strict JSON: datetimes and dataclasses are not silently turned into strings
@@ -125,12 +126,16 @@ def decode_json(text: str | bytes | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+def _utc(time: Any) -> datetime:
+    """A row's time as an aware UTC datetime: PostgreSQL gives naive UTC, SQLite ISO text."""
+    naive = time if isinstance(time, datetime) else datetime.fromisoformat(time)
+    return naive.replace(tzinfo=UTC)
+
+
 def messages_from_rows(rows: Iterable[Sequence[Any]]) -> list[Message]:
     """Rows ``(id, stream_name, type, position, global_position, data, metadata, time)``.
 
-    ``time`` may be a naive UTC datetime (PostgreSQL's ``timestamp``) or its ISO text
-    (SQLite); either way each Message carries an aware UTC datetime. Messages
-    written together share their time, so a repeated time is converted once.
+    Messages written together share their time, so a repeated time is converted once.
     """
     messages: list[Message] = []
     last_time: object = None
@@ -138,9 +143,7 @@ def messages_from_rows(rows: Iterable[Sequence[Any]]) -> list[Message]:
     loads = orjson.loads
     for ident, stream, message_type, position, global_position, data, metadata, time in rows:
         if time != last_time:
-            last_time = time
-            naive = time if isinstance(time, datetime) else datetime.fromisoformat(time)
-            moment = naive.replace(tzinfo=UTC)
+            last_time, moment = time, _utc(time)
         messages.append(
             Message(
                 str(ident),
@@ -152,5 +155,19 @@ def messages_from_rows(rows: Iterable[Sequence[Any]]) -> list[Message]:
                 None if metadata is None else loads(metadata),
                 moment,
             )
+        )
+    return messages
+
+
+def raw_messages_from_rows(rows: Iterable[Sequence[Any]]) -> list[RawMessage]:
+    """Rows ``(position, type, data, metadata, time)``, data and metadata left as JSON text."""
+    messages: list[RawMessage] = []
+    last_time: object = None
+    moment = datetime.min
+    for position, message_type, data, metadata, time in rows:
+        if time != last_time:
+            last_time, moment = time, _utc(time)
+        messages.append(
+            RawMessage(position, message_type, "{}" if data is None else data, metadata, moment)
         )
     return messages

@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
-from thalo.core import Message, NewMessage
+from thalo.core import Message, NewMessage, RawMessage
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -77,6 +77,12 @@ class MessageStore(Protocol):
         condition: str | None = None,
     ) -> list[Message]:
         """Messages of one stream from ``position`` on (``batch_size`` -1: all)."""
+        ...
+
+    async def get_stream_raw(
+        self, stream_name: str, position: int = 0, batch_size: int = 1000
+    ) -> list[RawMessage]:
+        """:meth:`get_stream_messages` for replays: data and metadata left as JSON text."""
         ...
 
     async def get_category_messages(

@@ -27,15 +27,15 @@ import asyncio
 import functools
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 
-from thalo.core import Message, NewMessage, cardinal_id, category, validate_stream_name
+from thalo.core import Message, NewMessage, RawMessage, cardinal_id, category, validate_stream_name
 from thalo.errors import (
     DuplicateMessageId,
     InvalidStoreArgument,
@@ -54,7 +54,12 @@ from thalo.store.arguments import (
     check_stream_read,
     check_type,
 )
-from thalo.store.encoding import EncodedMessage, encode_messages, messages_from_rows
+from thalo.store.encoding import (
+    EncodedMessage,
+    encode_messages,
+    messages_from_rows,
+    raw_messages_from_rows,
+)
 from thalo.store.interface import Dialect, SqlTransaction, StoreBase
 from thalo.store.partition import hash_64
 from thalo.store.sql import CONDITION_HINT, to_qmark
@@ -67,6 +72,7 @@ from thalo.store.sqlite_thread import (
 )
 
 Synchronous = Literal["full", "normal"]
+_M = TypeVar("_M")
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -93,6 +99,10 @@ CREATE INDEX IF NOT EXISTS messages_category ON messages (category, global_posit
 """
 
 _COLUMNS = "id, stream_name, type, position, global_position, data, metadata, time"
+_RAW_SQL = (
+    "SELECT position, type, data, metadata, time FROM messages "
+    "WHERE stream_name = ? AND position >= ? ORDER BY position LIMIT ?"
+)
 _VERSION_SQL = "SELECT max(position) FROM messages WHERE stream_name = ?"
 _INSERT_SQL = (
     "INSERT INTO messages (position, time, stream_name, type, data, metadata, id, "
@@ -511,6 +521,13 @@ class SqliteStore(StoreBase):
         sql += " ORDER BY position LIMIT ?"
         return await self._read(sql, args, condition)
 
+    async def get_stream_raw(
+        self, stream_name: str, position: int = 0, batch_size: int = 1000
+    ) -> list[RawMessage]:
+        args = [check_stream_read(stream_name), check_position(position)]
+        args.append(check_batch_size(batch_size))
+        return await self._query(_RAW_SQL, args, None, raw_messages_from_rows)
+
     async def get_category_messages(
         self,
         category: str,
@@ -627,13 +644,23 @@ class SqliteStore(StoreBase):
         return f" AND ({condition})"
 
     async def _read(self, sql: str, args: list[Any], condition: str | None) -> list[Message]:
+        return await self._query(sql, args, condition, messages_from_rows)
+
+    async def _query(
+        self,
+        sql: str,
+        args: list[Any],
+        condition: str | None,
+        convert: Callable[[sqlite3.Cursor], list[_M]],
+    ) -> list[_M]:
+        """Rows of ``sql`` from the reader thread, converted there by ``convert``."""
         self._refuse_inside_transaction("read", reads=True)
 
-        def run(connection: sqlite3.Connection) -> list[Message]:
-            return messages_from_rows(connection.execute(sql, args))
+        def run(connection: sqlite3.Connection) -> list[_M]:
+            return convert(connection.execute(sql, args))
 
         try:
-            messages: list[Message] = await self._reader.submit(Call(run))
+            messages: list[_M] = await self._reader.submit(Call(run))
         except sqlite3.Error as exc:
             if condition is not None:
                 raise InvalidStoreArgument(

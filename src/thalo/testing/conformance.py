@@ -197,6 +197,30 @@ class MessageStoreConformance:
         assert await store.get_stream_messages(stream, position=10) == []
         assert [m.position for m in await store.get_stream_messages(stream, 8)] == [8, 9]
 
+    async def test_raw_stream_reads_match_decoded_reads(self, store: MessageStore) -> None:
+        stream = f"{unique_category('räw')}-1"
+        written = [
+            NewMessage("Plain", {"n": 1}),
+            NewMessage("Wrote✓", {"text": "héllo 🎉", "list": [1, None, {"a": True}]}, {"k": "ü"}),
+            NewMessage("Empty", {}),
+        ]
+        await store.write_messages(stream, [_event(i) for i in range(3)] + written)
+        decoded = await store.get_stream_messages(stream, position=2, batch_size=3)
+        raw = await store.get_stream_raw(stream, position=2, batch_size=3)
+        assert [m.position for m in raw] == [2, 3, 4]
+        assert [(r.position, r.type, r.time) for r in raw] == [
+            (m.position, m.type, m.time) for m in decoded
+        ]
+        assert [json.loads(r.data) for r in raw] == [m.data for m in decoded]
+        assert [None if r.metadata is None else json.loads(r.metadata) for r in raw] == [
+            m.metadata for m in decoded
+        ]
+        assert len(await store.get_stream_raw(stream, batch_size=-1)) == 6
+        assert await store.get_stream_raw(stream, position=6) == []
+        assert await store.get_stream_raw(f"{unique_category()}-none") == []
+        with pytest.raises(InvalidStreamName):
+            await store.get_stream_raw("")
+
     async def test_category_reads_in_global_order(self, store: MessageStore) -> None:
         category = unique_category()
         streams = [f"{category}-{i}" for i in range(3)]
