@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any, ClassVar
 
 import pytest
 from chaos import Chaos
-from tally import Counter
+from tally import Counter, Incremented
 
-from thalo.sdk import Ignore, Rejected
+from thalo.sdk import Context, Ignore, Rejected
 from thalo.sdk._dispatch import EntityCore
 from thalo.sdk._errors import DispatchError
 
@@ -23,6 +24,71 @@ def test_handle_returns_encoded_events_and_does_not_apply_them() -> None:
     core = EntityCore.create(Counter, "c-1")
     events = json.loads(core.handle(CTX, command("increment", amount=3)))
     assert events == [{"type": "Incremented", "data": {"amount": 3, "count": 3, "sequence": 4}}]
+    assert core.aggregate.count == 0  # type: ignore[attr-defined]
+
+
+def test_execute_returns_what_handle_returns_and_applies_it() -> None:
+    twin, core = EntityCore.create(Counter, "c-1"), EntityCore.create(Counter, "c-1")
+    steps = [
+        (CTX, command("increment", amount=3)),
+        (json.dumps({"streamName": "s"}), command("increment", amount=2)),
+        (json.dumps({"streamName": "s", "position": 5}), command("reset")),
+        (json.dumps({"streamName": "s", "position": 6}), command("reset")),
+    ]
+    for ctx, request in steps:
+        text = twin.handle(ctx, request)
+        twin.apply(text)
+        assert core.execute(ctx, request) == text
+        assert core.snapshot() == twin.snapshot()
+    assert json.loads(core.snapshot()) == {"count": 0, "sequence": 5}
+
+
+@pytest.mark.parametrize(
+    ("position", "request_text", "error"),
+    [
+        (5, command("increment", amount=0), Rejected),
+        (4, command("increment", amount=1), Ignore),  # position 4 is already applied
+        (5, command("decrement"), DispatchError),
+        (5, command("increment"), DispatchError),
+    ],
+)
+def test_execute_refused_leaves_the_state_untouched(
+    position: int, request_text: str, error: type[Exception]
+) -> None:
+    core = EntityCore.create(Counter, "c-1")
+    core.execute(CTX, command("increment", amount=2))
+    before = core.snapshot()
+    with pytest.raises(error):
+        core.execute(json.dumps({"streamName": "s", "position": position}), request_text)
+    assert core.snapshot() == before == '{"count":2,"sequence":4}'
+
+
+class _Fussy(Incremented):
+    """Incremented whose decoder refuses a negative count (a guest that cannot read its own)."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Incremented:
+        if data["count"] < 0:
+            raise ValueError("negative count")
+        return super().from_json(data)
+
+
+class _Overdrawn(Counter):
+    __thalo_events__: ClassVar[dict[str, type[Any]]] = {
+        **Counter.__thalo_events__,
+        "Incremented": _Fussy,
+    }
+
+    def handle_increment(self, ctx: Context, amount: int) -> list[Incremented]:  # type: ignore[override]
+        return [Incremented(amount=amount, count=amount), Incremented(amount=-9, count=-9)]
+
+
+def test_execute_decodes_every_event_with_the_replay_decoder_before_applying() -> None:
+    core = EntityCore.create(_Overdrawn, "c-1")
+    with pytest.raises(DispatchError) as caught:
+        core.execute(CTX, command("increment", amount=1))
+    assert caught.value.kind == "decode"
+    assert "events[1] (Incremented): ValueError: negative count" in caught.value.detail
     assert core.aggregate.count == 0  # type: ignore[attr-defined]
 
 

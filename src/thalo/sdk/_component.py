@@ -9,6 +9,8 @@ and the app module, which calls :func:`install` with the author's class.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from componentize_py_types import Err
 from wit_world import exports
@@ -121,6 +123,18 @@ def _translate(exc: Exception) -> Err:
 
 
 _EXPECTED = (Rejected, Ignore, DispatchError)
+_T = TypeVar("_T")
+
+
+def _guarded(method: Callable[..., _T], *args: Any) -> _T:
+    """Runs an :class:`EntityCore` method: answers become WIT errors, bugs are logged and trap."""
+    try:
+        return method(*args)
+    except _EXPECTED as exc:
+        raise _translate(exc) from None
+    except BaseException as exc:
+        _report(exc)
+        raise
 
 
 class Entity:
@@ -134,41 +148,20 @@ class Entity:
             raise
 
     def apply(self, events: str) -> None:
-        try:
-            self._core.apply(events)
-        except _EXPECTED as exc:
-            raise _translate(exc) from None
-        except BaseException as exc:
-            _report(exc)
-            raise
+        _guarded(self._core.apply, events)
 
     def handle(self, ctx: str, command: str) -> str:
-        try:
-            return self._core.handle(ctx, command)
-        except _EXPECTED as exc:
-            raise _translate(exc) from None
-        except BaseException as exc:
-            _report(exc)
-            raise
+        return _guarded(self._core.handle, ctx, command)
+
+    def execute(self, ctx: str, command: str) -> str:
+        return _guarded(self._core.execute, ctx, command)
 
     def snapshot(self) -> str:
-        try:
-            return self._core.snapshot()
-        except _EXPECTED as exc:
-            raise _translate(exc) from None
-        except BaseException as exc:
-            _report(exc)
-            raise
+        return _guarded(self._core.snapshot)
 
     @classmethod
     def restore(cls, id: str, snapshot: str) -> Entity:
-        try:
-            core = EntityCore.restore(_cls(), id, snapshot)
-        except _EXPECTED as exc:
-            raise _translate(exc) from None
-        except BaseException as exc:
-            _report(exc)
-            raise
+        core = _guarded(lambda: EntityCore.restore(_cls(), id, snapshot))
         entity = cls.__new__(cls)
         entity._core = core
         return entity
