@@ -15,6 +15,11 @@ from thalo.cli.build import build_project
 from thalo.wasm import Limits, WasmModule, load_module
 
 GUESTS = Path(__file__).resolve().parent / "guests"
+PROJECTS = {
+    "tally": GUESTS / "tally",
+    "chaos": GUESTS / "chaos",
+    "liar": GUESTS.parents[1] / "runtime" / "guests" / "liar",
+}
 
 
 @dataclass(frozen=True)
@@ -30,8 +35,8 @@ class Guest:
 def guests(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Guest]:
     out = tmp_path_factory.mktemp("guests")
     built = {}
-    for name in ("tally", "chaos"):
-        result = build_project(GUESTS / name, out / f"{name}.wasm")
+    for name, project in PROJECTS.items():
+        result = build_project(project, out / f"{name}.wasm")
         built[name] = Guest(name, result.path.read_bytes(), result.path)
     return built
 

@@ -1,4 +1,4 @@
-"""Entities in a real component: handle, apply, snapshot, restore and every error case."""
+"""Entities in a real component: handle, apply, execute, snapshot, restore, every error case."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from thalo.wasm import (
     GuestUnknownCommand,
     GuestUnknownEvent,
     WasmModule,
+    load_module,
 )
 
 pytestmark = pytest.mark.wasm
@@ -45,6 +46,81 @@ def test_raw_json_handle(counter: WasmModule) -> None:
     assert json.loads(out) == [
         {"type": "Incremented", "data": {"amount": 1, "count": 1, "sequence": 7}}
     ]
+
+
+# (ctx, command, payload): increments with and without a position, a reset, a no-op reset.
+SEQUENCE = [
+    (CTX, "increment", {"amount": 2}),
+    (CTX | {"position": 8}, "increment", {"amount": 3}),
+    ({"streamName": "s"}, "increment", {"amount": 1}),
+    (CTX | {"position": 9}, "reset", None),
+    (CTX | {"position": 10}, "reset", None),
+    (CTX | {"position": 11}, "increment", {"amount": 4}),
+]
+
+
+def test_execute_is_handle_then_apply(counter: WasmModule) -> None:
+    twin, entity = counter.entity("c-1"), counter.entity("c-1")
+    history = []
+    for ctx, name, payload in SEQUENCE:
+        expected = twin.handle(ctx, name, payload)
+        twin.apply(expected)
+        assert entity.execute(ctx, name, payload) == expected
+        assert entity.snapshot() == twin.snapshot()
+        history.append(expected)
+    assert [len(events) for events in history] == [1, 1, 1, 1, 0, 1]
+    assert json.loads(entity.snapshot()) == {"count": 4, "sequence": 11}
+    replayed = counter.entity("c-1")
+    replayed.apply([event for events in history for event in events])
+    assert replayed.snapshot() == entity.snapshot()
+
+
+def test_raw_json_execute_returns_the_text_handle_returns(counter: WasmModule) -> None:
+    twin, entity = counter.entity("c-1"), counter.entity("c-1")
+    ctx, command = json.dumps(CTX), '{"name": "increment", "payload": {"amount": 5}}'
+    text = twin.handle_json(ctx, command)
+    assert entity.execute_json(ctx, command) == text
+    assert json.loads(twin.snapshot())["count"] == 0
+    assert json.loads(entity.snapshot())["count"] == 5
+
+
+@pytest.mark.parametrize(
+    ("ctx", "name", "payload", "error"),
+    [
+        (CTX | {"position": 8}, "increment", {"amount": -1}, GuestRejected),
+        (CTX, "increment", {"amount": 1}, GuestIgnored),  # position 7 is already applied
+        (CTX, "reset", None, GuestIgnored),
+        (CTX, "decrement", {}, GuestUnknownCommand),
+        (CTX | {"position": 8}, "increment", {}, GuestDecodeFailed),
+        ("not json", "increment", {"amount": 1}, GuestDecodeFailed),
+    ],
+)
+def test_an_answer_from_execute_leaves_the_state_as_it_was(
+    counter: WasmModule,
+    ctx: object,
+    name: str,
+    payload: dict[str, object] | None,
+    error: type[Exception],
+) -> None:
+    entity = counter.entity("c-1")
+    assert entity.execute(CTX, "increment", {"amount": 2}) != []
+    before = entity.snapshot()
+    with pytest.raises(error):
+        entity.execute(ctx, name, payload)  # type: ignore[arg-type]
+    assert entity.snapshot() == before
+    assert entity.alive
+    assert entity.execute(CTX | {"position": 8}, "increment", {"amount": 1}) == [
+        ("Incremented", {"amount": 1, "count": 3, "sequence": 8})
+    ]
+
+
+def test_execute_returns_the_lies_handle_returns(guests: dict[str, object]) -> None:
+    liar = load_module(guests["liar"].wasm)  # type: ignore[attr-defined]
+    ctx = {"streamName": "liar-x"}
+    lie = [("Said", {"count": "1 (text, not an Int)"})]
+    assert liar.entity("x").handle(ctx, "lie", {"count": 1}) == lie
+    assert liar.entity("x").execute(ctx, "lie", {"count": 1}) == lie
+    assert liar.entity("x").execute(ctx, "tell", {"count": 2}) == [("Said", {"count": 2})]
 
 
 def test_rejected(counter: WasmModule) -> None:

@@ -18,24 +18,47 @@ pytestmark = pytest.mark.wasm
 CTX = {"streamName": "chaos:command-x"}
 
 
+@pytest.mark.parametrize("call", ["handle", "execute"])
 def test_unexpected_exception_traps_loses_the_instance_and_the_next_call_works(
-    chaos: WasmModule,
+    chaos: WasmModule, call: str
 ) -> None:
     lost: list[tuple[list[str], Exception]] = []
     chaos.on_instance_lost = lambda ids, error: lost.append((ids, error))
     victim, neighbour = chaos.entity("a"), chaos.entity("b")
     with pytest.raises(GuestTrap) as caught:
-        victim.handle(CTX, "crash", {"message": "boom"})
+        getattr(victim, call)(CTX, "crash", {"message": "boom"})
     assert "RuntimeError: boom" in caught.value.message
     assert "chaos.py" in caught.value.message  # the guest's frames, logged before the trap
     assert caught.value.exit_code == 4
     assert not victim.alive and not neighbour.alive
     with pytest.raises(EntityLost, match="'b' is gone"):
-        neighbour.handle(CTX, "chat", {"message": "hi"})
+        getattr(neighbour, call)(CTX, "chat", {"message": "hi"})
     assert lost and sorted(lost[0][0]) == ["a", "b"] and lost[0][1] is caught.value
     fresh = chaos.entity("b")
-    assert fresh.handle(CTX, "chat", {"message": "hi"}) == [("Done", {"detail": "chatted"})]
+    assert getattr(fresh, call)(CTX, "chat", {"message": "hi"}) == [("Done", {"detail": "chatted"})]
+    assert json.loads(fresh.snapshot()) == {"seen": 1 if call == "execute" else 0}
     assert chaos.instances == 1 and chaos.instances_started == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "error", "message"),
+    [
+        ("wrong_event", {}, GuestTrap, "handle_wrong_event returned a Other event"),
+        ("spin", {}, GuestTimeout, r"time budget of 0\.5 s"),
+        ("hog", {"megabytes": 200}, GuestOutOfMemory, "out of memory"),
+    ],
+)
+def test_execute_traps_like_handle(
+    chaos: WasmModule, name: str, payload: dict[str, object], error: type[Exception], message: str
+) -> None:
+    entity = chaos.entity("x")
+    with pytest.raises(error, match=message):
+        entity.execute(CTX, name, payload)
+    assert not entity.alive
+    assert chaos.entity("y").execute(CTX, "chat", {"message": "after"}) == [
+        ("Done", {"detail": "chatted"})
+    ]
+    assert chaos.instances_started == 2
 
 
 def test_an_undeclared_event_is_a_trap(chaos: WasmModule) -> None:

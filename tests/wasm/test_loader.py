@@ -15,6 +15,7 @@ from thalo.esdl import generate_python, parse
 from thalo.wasm import CompileCache, load_module
 from thalo.wasm.build import build_component, find_wit_dir, load_project
 from thalo.wasm.cache import default_cache_dir
+from thalo.wasm.instance import AGGREGATE, CONTRACT_VERSION
 
 GUESTS = Path(__file__).resolve().parent / "guests"
 
@@ -32,7 +33,19 @@ OTHER_WORLD = """
 SOCKET_IMPORT = """
 (component
   (import "wasi:sockets/tcp@0.2.0" (instance))
+  (import "thalo:aggregate/host@0.2.0" (instance))
+)
+"""
+
+# A component of the 0.1.0 contract as far as the loader looks: its names.
+OLD_CONTRACT = """
+(component
   (import "thalo:aggregate/host@0.1.0" (instance))
+  (core module $m (func (export "run") (result i32) i32.const 0))
+  (core instance $i (instantiate $m))
+  (func $run (result u32) (canon lift (core func $i "run")))
+  (instance $a (export "schema" (func $run)))
+  (export "thalo:aggregate/aggregate@0.1.0" (instance $a))
 )
 """
 
@@ -68,8 +81,30 @@ def test_truncated_component(guests: dict[str, object], cache: CompileCache) -> 
 
 def test_component_of_another_world(cache: CompileCache) -> None:
     message = refused(wat2wasm(OTHER_WORLD), cache)
-    assert "does not export thalo:aggregate/aggregate@0.1.0" in message
+    assert f"does not export {AGGREGATE}" in message
     assert "another WIT world" in message
+
+
+def test_the_host_speaks_the_contract_in_wit() -> None:
+    text = (find_wit_dir() / "aggregate.wit").read_text()
+    assert f"package thalo:aggregate@{CONTRACT_VERSION};" in text
+    assert AGGREGATE.endswith(f"@{CONTRACT_VERSION}")
+
+
+def test_a_component_of_an_older_contract_must_be_rebuilt(cache: CompileCache) -> None:
+    message = refused(wat2wasm(OLD_CONTRACT), cache)
+    assert message.startswith(
+        "the component was built against an older contract (thalo:aggregate@0.1.0) than "
+        "this thalo's (thalo:aggregate@0.2.0): it must be rebuilt with this thalo"
+    )
+    assert "thalo build" in message
+
+
+def test_a_component_of_a_newer_contract_is_refused(cache: CompileCache) -> None:
+    newer = OLD_CONTRACT.replace("@0.1.0", "@0.10.0")
+    message = refused(wat2wasm(newer), cache)
+    assert "built against thalo:aggregate@0.10.0, but this thalo speaks" in message
+    assert "older" not in message
 
 
 def test_component_importing_what_the_sandbox_does_not_provide(cache: CompileCache) -> None:
@@ -125,28 +160,50 @@ def test_another_process_loads_from_the_cache_in_milliseconds(
     assert float(seconds) < 2.0  # a compile takes ~6–10 s; the figure itself is in the bench
 
 
-@pytest.mark.slow  # one componentize-py build on the first run, cached afterwards
-def test_a_component_built_against_an_altered_contract_is_refused(tmp_path: Path) -> None:
+def build_tally_against(tmp_path: Path, wit_text: str) -> None:
+    """Builds the tally guest against ``wit_text`` instead of thalo's contract."""
     wit = tmp_path / "wit"
     wit.mkdir()
+    (wit / "aggregate.wit").write_text(wit_text)
+    project = load_project(GUESTS / "tally")
+    schema = parse(project.schema.read_text(), "tally.esdl")
+    build_component(
+        project,
+        name=schema.name,
+        version=schema.version,
+        generated_source=generate_python(schema),
+        schema_text=schema.to_esdl(),
+        output=tmp_path / "altered.wasm",
+        wit=wit,
+    )
+
+
+@pytest.mark.slow  # one componentize-py build on the first run, cached afterwards
+def test_a_component_built_against_an_altered_contract_is_refused(tmp_path: Path) -> None:
     text = (find_wit_dir() / "aggregate.wit").read_text()
     altered = text.replace(
         "handle: func(ctx: string, command: string)",
         "handle: func(ctx: string, command: string, extra: string)",
     )
     assert altered != text
-    (wit / "aggregate.wit").write_text(altered)
-    project = load_project(GUESTS / "tally")
-    schema = parse(project.schema.read_text(), "tally.esdl")
     message = r"entity\.handle takes \(borrow, string, string, string\), but the contract says"
     with pytest.raises(BuildError, match=message):
-        build_component(
-            project,
-            name=schema.name,
-            version=schema.version,
-            generated_source=generate_python(schema),
-            schema_text=schema.to_esdl(),
-            output=tmp_path / "altered.wasm",
-            wit=wit,
-        )
+        build_tally_against(tmp_path, altered)
     assert not (tmp_path / "altered.wasm").exists()
+
+
+@pytest.mark.slow  # one componentize-py build on the first run, cached afterwards
+def test_a_component_built_against_the_0_1_contract_must_be_rebuilt(tmp_path: Path) -> None:
+    text = (find_wit_dir() / "aggregate.wit").read_text()
+    start = text.index("    /// Decides a command and applies")
+    end = text.index("execute: func", start)
+    end = text.index("\n", end) + 1
+    old = (text[:start] + text[end:]).replace("@0.2.0;", "@0.1.0;")
+    assert "execute" not in old and "package thalo:aggregate@0.1.0;" in old
+    message = (
+        r"would be refused: the component was built against an older contract "
+        r"\(thalo:aggregate@0\.1\.0\) than this thalo's \(thalo:aggregate@0\.2\.0\): "
+        r"it must be rebuilt with this thalo"
+    )
+    with pytest.raises(BuildError, match=message):
+        build_tally_against(tmp_path, old)

@@ -6,7 +6,7 @@ trap marks it dead, tells its module, and every entity living in it is lost.
 
 from __future__ import annotations
 
-__all__ = ["Instance", "classify_trap"]
+__all__ = ["AGGREGATE", "CONTRACT_VERSION", "Instance", "classify_trap"]
 
 import contextlib
 import logging
@@ -31,7 +31,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("thalo.guest")
 _T = TypeVar("_T")
 
-AGGREGATE = "thalo:aggregate/aggregate@0.1.0"
+# The version of wit/aggregate.wit's package this host speaks; a component built
+# against any other is refused (the loader says which is older).
+CONTRACT_VERSION = "0.2.0"
+AGGREGATE = f"thalo:aggregate/aggregate@{CONTRACT_VERSION}"
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
 _OOM_SIGNS = ("out of memory", "memory allocation of", "handle_alloc_error", "rust_oom")
 
@@ -115,6 +118,7 @@ class Instance:
         funcs = self.funcs
         self.apply_call = StringCall(funcs["[method]entity.apply"], with_self=True, strings=1)
         self.handle_call = StringCall(funcs["[method]entity.handle"], with_self=True, strings=2)
+        self.execute_call = StringCall(funcs["[method]entity.execute"], with_self=True, strings=2)
         self.snapshot_call = StringCall(funcs["[method]entity.snapshot"], with_self=True, strings=0)
 
     def call(

@@ -34,26 +34,28 @@ from thalo.wasm._errors import EntityLost
 from thalo.wasm.cache import CompileCache
 from thalo.wasm.engine import Limits, engine
 from thalo.wasm.entity import Entity, answer_error
-from thalo.wasm.instance import AGGREGATE, Instance, guest_log
+from thalo.wasm.instance import AGGREGATE, CONTRACT_VERSION, Instance, guest_log
 
 if TYPE_CHECKING:
     from wasmtime import Engine
     from wasmtime.component import ExportIndex
 
-HOST = "thalo:aggregate/host@0.1.0"
-TYPES = "thalo:aggregate/types@0.1.0"
+HOST = f"thalo:aggregate/host@{CONTRACT_VERSION}"
+TYPES = f"thalo:aggregate/types@{CONTRACT_VERSION}"
 PROVIDED_IMPORTS = (HOST, TYPES)
 _EXPORTS = (
     "[constructor]entity",
     "[static]entity.restore",
     "[method]entity.apply",
     "[method]entity.handle",
+    "[method]entity.execute",
     "[method]entity.snapshot",
     "schema",
 )
 _CORE_HEADER = b"\0asm\x01\0\0\0"
 _COMPONENT_PREFIX = b"\0asm"
 _AGGREGATE_NAME = re.compile(r"^\s*aggregate\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
+_CONTRACT_NAME = re.compile(r"^thalo:aggregate/[a-z0-9-]+@([0-9A-Za-z.+-]+)$")
 
 LostCallback = Callable[[list[str], GuestError], None]
 
@@ -70,8 +72,9 @@ def load_module(
     """Validates, compiles (or loads from the compile cache) and instantiates ``wasm``.
 
     Raises ``InvalidModule`` naming what is wrong: not WebAssembly, a core module,
-    a corrupt or truncated component, a component of another world, or an import
-    the sandbox does not provide. A trap while starting raises a ``GuestError``.
+    a corrupt or truncated component, a component built against another version of
+    the contract, a component of another world, or an import the sandbox does not
+    provide. A trap while starting raises a ``GuestError``.
     ``sha256`` (hex) spares hashing the bytes when the caller already knows their
     digest (the registry does): hashing 18 MB costs ~10 ms. It names the compile
     cache entry, so it must be the true digest of ``wasm``: a wrong one could load
@@ -85,6 +88,7 @@ def load_module(
         component, cached = (cache or CompileCache()).load(shared, wasm, digest)
     except WasmtimeError as exc:
         raise InvalidModule(f"not a valid component: {_first_line(exc)}") from exc
+    _check_contract_version(component, shared)
     _check_imports(component, shared)
     indexes = _check_exports(component)
     module = WasmModule(
@@ -123,6 +127,37 @@ def _check_header(wasm: bytes) -> None:
             "a core WebAssembly module, not a component: build the aggregate with "
             "`thalo build` (componentize-py) so it implements thalo's WIT world"
         )
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """``"0.10.1"`` -> ``(0, 10, 1)``, to tell an older contract from a newer one."""
+    core = version.split("-")[0].split("+")[0]
+    return tuple(int(part) if part.isdigit() else -1 for part in core.split("."))
+
+
+def _check_contract_version(component: Component, shared: Engine) -> None:
+    """Refuses a component built against another version of ``thalo:aggregate``, by name.
+
+    Runs before the import check, which would otherwise only say that the old
+    ``host`` interface is not provided.
+    """
+    names = [*component.type.exports(shared), *component.type.imports(shared)]
+    found = {m.group(1) for m in map(_CONTRACT_NAME.match, names) if m}
+    others = sorted(found - {CONTRACT_VERSION}, key=_version_key)
+    if not others:
+        return
+    built = ", ".join(f"thalo:aggregate@{v}" for v in others)
+    if all(_version_key(v) < _version_key(CONTRACT_VERSION) for v in others):
+        raise InvalidModule(
+            f"the component was built against an older contract ({built}) than this "
+            f"thalo's (thalo:aggregate@{CONTRACT_VERSION}): it must be rebuilt with this "
+            "thalo (`thalo build`, or `thalo publish` of the project)"
+        )
+    raise InvalidModule(
+        f"the component was built against {built}, but this thalo speaks "
+        f"thalo:aggregate@{CONTRACT_VERSION}: run it with the thalo it was built with, "
+        "or rebuild it with this one (`thalo build`)"
+    )
 
 
 def _check_exports(component: Component) -> dict[str, ExportIndex]:
@@ -169,6 +204,7 @@ _SIGNATURES = {
     "[static]entity.restore": ("ss", ResultType),
     "[method]entity.apply": ("bs", ResultType),
     "[method]entity.handle": ("bss", ResultType),
+    "[method]entity.execute": ("bss", ResultType),
     "[method]entity.snapshot": ("b", ResultType),
     "schema": ("", String),
 }
