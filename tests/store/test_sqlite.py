@@ -50,6 +50,58 @@ async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
     assert len({m.time for m in read}) < 64
 
 
+async def test_a_lone_write_waits_for_another_process_lock_off_the_loop(tmp_path: Path) -> None:
+    """A lone write runs inline on the loop, but when another connection holds SQLite's
+    write lock it must neither fail nor block the loop: the writer thread waits."""
+    path = tmp_path / "s.db"
+    async with open_store(_url(path)) as store:
+        await store.write_message("w-1", NewMessage("A", {}), -1)  # inline: nothing else runs
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")  # what another process's writer would hold
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticking = asyncio.create_task(ticker())
+        writing = asyncio.create_task(store.write_message("w-1", NewMessage("A", {}), 0))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # still waiting for the lock...
+        assert ticks >= 10  # ...and the loop kept running meanwhile
+        other.execute("ROLLBACK")
+        other.close()
+        assert await asyncio.wait_for(writing, 10) == 1
+        ticking.cancel()
+        assert [m.position for m in await store.get_stream_messages("w-1")] == [0, 1]
+        # Writes that meet another process's lock inline fail the same way as queued ones.
+        with pytest.raises(WrongExpectedVersion):
+            await store.write_message("w-1", NewMessage("A", {}), 0)
+
+
+async def test_lone_writes_yield_to_other_tasks(tmp_path: Path) -> None:
+    """An inline write never suspends, so a caller writing in a loop must still let
+    other tasks run (at least every few milliseconds)."""
+    async with open_store(_url(tmp_path / "s.db")) as store:
+        ran = 0
+
+        async def other() -> None:
+            nonlocal ran
+            while True:
+                await asyncio.sleep(0)
+                ran += 1
+
+        task = asyncio.create_task(other())
+        await asyncio.sleep(0)
+        for version in range(-1, 99):
+            await store.write_message("y-1", NewMessage("A", {}), version)
+        task.cancel()
+        assert ran >= 5
+        assert await store.stream_version("y-1") == 99
+
+
 async def test_data_survives_reopening(tmp_path: Path) -> None:
     url = _url(tmp_path / "deep" / "folder" / "s.db")
     async with open_store(url) as store:

@@ -9,6 +9,13 @@
   same expected version. A write alone in the queue is one statement that
   checks, inserts and returns the position (a write statement holds the lock
   from its first step, so it is as safe).
+- **A writer alone runs inline.** When a write is the only one in progress in
+  the process and the writer thread is idle, the event loop runs it itself, on
+  a third connection that never waits for SQLite's lock: two thread hand-offs
+  cost more than the insert (each wake-up ~50–65 µs against ~200 µs for an
+  insert and its fsync on the reference machine). If another process holds the
+  lock, or a second writer arrives, writes go to the thread as above; so the
+  loop blocks for one insert and fsync only when there was nothing else to write.
 - **Global positions** are the table's rowid, assigned ``max + 1`` inside the
   write lock: increasing and gap-free (a rolled-back write leaves no hole).
 - **Reads** use a second connection on its own thread (WAL readers never wait
@@ -72,9 +79,11 @@ from thalo.store.sqlite_thread import (
 )
 
 Synchronous = Literal["full", "normal"]
+_Optional = sqlite3.Connection | None
 _M = TypeVar("_M")
 
 SCHEMA_VERSION = 1
+_YIELD_EVERY = 0.002  # seconds of back-to-back inline writes before yielding to the loop
 BUSY_TIMEOUT_SECONDS = 30.0
 
 # Message DB's columns, plus three derived at write time so that category reads,
@@ -254,6 +263,32 @@ def _insert(connection: sqlite3.Connection, job: _Write, now: str) -> int:
     return version + len(rows)
 
 
+def _write_now(connection: sqlite3.Connection, job: _Write) -> int | None:
+    """Commit ``job`` on ``connection`` (which must not wait for locks); its last position.
+
+    None when another connection holds SQLite's write lock: nothing was written,
+    and the caller hands the job to the writer thread, which waits.
+    """
+    try:
+        if len(job.rows) == 1:
+            return _insert_one(connection, job, _now())
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            position = _insert(connection, job, _now())
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return position
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return None
+        raise _translate(exc, "write messages") from exc
+    except sqlite3.Error as exc:
+        raise _translate(exc, "write messages") from exc
+
+
 def _write_batch(
     connection: sqlite3.Connection, jobs: list[_Write]
 ) -> list[tuple[Job, Any, BaseException | None]]:
@@ -358,12 +393,17 @@ def _enable_wal(connection: sqlite3.Connection) -> None:
 
 
 def _connect(
-    target: str, *, uri: bool, synchronous: Synchronous, read_only: bool
+    target: str,
+    *,
+    uri: bool,
+    synchronous: Synchronous,
+    read_only: bool,
+    timeout: float = BUSY_TIMEOUT_SECONDS,
 ) -> sqlite3.Connection:
     connection = sqlite3.connect(
         target,
         uri=uri,
-        timeout=BUSY_TIMEOUT_SECONDS,
+        timeout=timeout,
         isolation_level=None,  # we issue BEGIN/COMMIT ourselves
         check_same_thread=False,  # each connection is used by one thread at a time
         cached_statements=256,
@@ -411,12 +451,17 @@ class SqliteStore(StoreBase):
         url: str,
         writer: ConnectionThread,
         reader: ConnectionThread,
+        inline: sqlite3.Connection | None,
         *,
         sql_condition: bool,
     ) -> None:
         self._url = url
         self._writer = writer
         self._reader = reader
+        self._inline = inline  # the loop's own writer connection (lock timeout 0)
+        self._queued = 0  # writes handed to the writer thread and not yet answered
+        self._last_writer: asyncio.Task[Any] | None = None  # the task of the last write
+        self._yielded = 0.0  # loop time an inline write last yielded
         self._sql_condition = sql_condition
         self._closed = False
 
@@ -432,24 +477,28 @@ class SqliteStore(StoreBase):
         """Open (creating file and schema if missing) the store at ``path``; None: in memory."""
         location = ":memory:" if path is None else str(path)
 
-        def connect() -> tuple[sqlite3.Connection, sqlite3.Connection | None]:
+        def connect() -> tuple[sqlite3.Connection, _Optional, _Optional]:
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             writer = _connect(location, uri=False, synchronous=synchronous, read_only=False)
+            opened = [writer]
             try:
                 _create_schema(writer, location)
-                reader = (
-                    None
-                    if path is None
-                    else _connect(location, uri=False, synchronous=synchronous, read_only=True)
+                if path is None:  # one connection sees the in-memory database
+                    return writer, None, None
+                reader = _connect(location, uri=False, synchronous=synchronous, read_only=True)
+                opened.append(reader)
+                inline = _connect(
+                    location, uri=False, synchronous=synchronous, read_only=False, timeout=0
                 )
             except BaseException:
-                writer.close()
+                for connection in opened:
+                    connection.close()
                 raise
-            return writer, reader
+            return writer, reader, inline
 
         try:
-            writer_connection, reader_connection = await asyncio.to_thread(connect)
+            writer_connection, reader_connection, inline = await asyncio.to_thread(connect)
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc):
                 raise StoreUnavailable(f"cannot open the SQLite store {location}: {exc}") from exc
@@ -472,7 +521,7 @@ class SqliteStore(StoreBase):
         else:
             reader = ConnectionThread("thalo-sqlite-reader", reader_connection)
             reader.start()
-        return cls(url, writer, reader, sql_condition=sql_condition)
+        return cls(url, writer, reader, inline, sql_condition=sql_condition)
 
     # --- the MessageStore protocol ------------------------------------------------
 
@@ -490,9 +539,7 @@ class SqliteStore(StoreBase):
         # The same as StoreBase's, without one coroutine in between (the hot path).
         encoded = encode_messages(stream_name, (message,))
         expected = check_expected_version(expected_version)
-        self._refuse_inside_transaction("write messages")
-        position: int = await self._writer.submit(_Write(stream_name, encoded, expected))
-        return position
+        return await self._write(_Write(stream_name, encoded, expected))
 
     async def write_messages(
         self,
@@ -502,9 +549,34 @@ class SqliteStore(StoreBase):
     ) -> int:
         encoded = encode_messages(stream_name, messages)
         expected = check_expected_version(expected_version)
+        return await self._write(_Write(stream_name, encoded, expected))
+
+    async def _write(self, job: _Write) -> int:
+        """Inline when this write is alone and the thread idle (module docstring); else queued."""
         self._refuse_inside_transaction("write messages")
-        position: int = await self._writer.submit(_Write(stream_name, encoded, expected))
-        return position
+        if self._closed:
+            raise StoreError("the message store is closed")
+        # Alone: no write is queued, and the last write came from this same task
+        # (several tasks writing take turns, so a change of task means company).
+        task = asyncio.current_task()
+        alone = task is self._last_writer or self._last_writer is None
+        self._last_writer = task
+        if alone and not self._queued and self._inline is not None and self._writer.idle:
+            position = _write_now(self._inline, job)
+            if position is not None:
+                job.future.cancel()  # unused: nobody awaits it
+                # An inline write never suspends: a task writing in a loop would
+                # starve every other task. Yield at least every _YIELD_EVERY.
+                if job.loop.time() - self._yielded > _YIELD_EVERY:
+                    await asyncio.sleep(0)
+                    self._yielded = job.loop.time()
+                return position
+        self._queued += 1
+        try:
+            written: int = await self._writer.submit(job)
+        finally:
+            self._queued -= 1
+        return written
 
     async def get_stream_messages(
         self,
@@ -621,6 +693,8 @@ class SqliteStore(StoreBase):
             thread.stop()
         for thread in threads:
             await asyncio.to_thread(thread.join)
+        if self._inline is not None:
+            self._inline.close()
 
     # --- helpers --------------------------------------------------------------------
 

@@ -120,7 +120,13 @@ class ConnectionThread(threading.Thread):
         self._write_batch = write_batch
         self._serve_session = serve_session
         self._closing = False
+        self._working = False  # between taking jobs off the queue and settling the last
         self._lock = threading.Lock()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, buffered or in progress (a hint: the thread may take work any time)."""
+        return not (self._working or self._flush_scheduled or self._buffer) and self._queue.empty()
 
     def submit(self, job: Job) -> asyncio.Future[Any]:
         """Queue ``job``; raise StoreError if the store is closed."""
@@ -170,7 +176,9 @@ class ConnectionThread(threading.Thread):
 
     def _loop(self) -> None:
         while True:
+            self._working = False
             item = self._queue.get()
+            self._working = True
             jobs: list[Job | None] = [None] if item is None else item  # ours: _flush made it
             while len(jobs) < MAX_BATCH and jobs[-1] is not None and not self._queue.empty():
                 item = self._queue.get()
