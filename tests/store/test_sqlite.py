@@ -50,6 +50,22 @@ async def test_concurrent_writes_share_commits(tmp_path: Path) -> None:
     assert len({m.time for m in read}) < 64
 
 
+class _Turns:
+    """A task that counts how often it gets to run, sleeping ``interval`` between turns."""
+
+    def __init__(self, interval: float) -> None:
+        self.count = 0
+        self._task = asyncio.create_task(self._run(interval))
+
+    async def _run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.count += 1
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
 async def test_a_lone_write_waits_for_another_process_lock_off_the_loop(tmp_path: Path) -> None:
     """A lone write runs inline on the loop, but when another connection holds SQLite's
     write lock it must neither fail nor block the loop: the writer thread waits."""
@@ -58,23 +74,15 @@ async def test_a_lone_write_waits_for_another_process_lock_off_the_loop(tmp_path
         await store.write_message("w-1", NewMessage("A", {}), -1)  # inline: nothing else runs
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")  # what another process's writer would hold
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticking = asyncio.create_task(ticker())
+        ticks = _Turns(0.01)
         writing = asyncio.create_task(store.write_message("w-1", NewMessage("A", {}), 0))
         await asyncio.sleep(0.3)
         assert not writing.done()  # still waiting for the lock...
-        assert ticks >= 10  # ...and the loop kept running meanwhile
+        assert ticks.count >= 10  # ...and the loop kept running meanwhile
         other.execute("ROLLBACK")
         other.close()
         assert await asyncio.wait_for(writing, 10) == 1
-        ticking.cancel()
+        ticks.stop()
         assert [m.position for m in await store.get_stream_messages("w-1")] == [0, 1]
         # Writes that meet another process's lock inline fail the same way as queued ones.
         with pytest.raises(WrongExpectedVersion):
@@ -85,20 +93,12 @@ async def test_lone_writes_yield_to_other_tasks(tmp_path: Path) -> None:
     """An inline write never suspends, so a caller writing in a loop must still let
     other tasks run (at least every few milliseconds)."""
     async with open_store(_url(tmp_path / "s.db")) as store:
-        ran = 0
-
-        async def other() -> None:
-            nonlocal ran
-            while True:
-                await asyncio.sleep(0)
-                ran += 1
-
-        task = asyncio.create_task(other())
+        other = _Turns(0)
         await asyncio.sleep(0)
         for version in range(-1, 99):
             await store.write_message("y-1", NewMessage("A", {}), version)
-        task.cancel()
-        assert ran >= 5
+        other.stop()
+        assert other.count >= 5
         assert await store.stream_version("y-1") == 99
 
 
