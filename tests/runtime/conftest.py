@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from helpers import CHAOS, EXAMPLES, LIAR, bumped_copy
+from helpers import CHAOS, EXAMPLES, LIAR, bumped_copy, fresh_database
 
 from thalo.cli.build import build_project
 from thalo.runtime import Runtime
@@ -78,10 +78,15 @@ def published_sqlite(tmp_path_factory: pytest.TempPathFactory, built: dict[str, 
 
 
 @pytest.fixture(scope="session")
-def published_postgres(postgres_url: str, built: dict[str, Built]) -> str:
-    """The session's Message DB database with every test module published (idempotent)."""
-    asyncio.run(_publish_all(postgres_url, built))
-    return postgres_url
+def published_postgres(postgres_url: str, built: dict[str, Built]) -> Iterator[str]:
+    """A Message DB database of this session's own with every test module published.
+
+    Fresh, so that guests changed since an earlier run publish as 0.1.0 again
+    (the registry rightly refuses other bytes under a published version).
+    """
+    with fresh_database(postgres_url) as url:
+        asyncio.run(_publish_all(url, built))
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])

@@ -99,6 +99,33 @@ async def test_two_runtimes_in_one_process(rt_store: MessageStore) -> None:
     _assert_contiguous_counts(messages, 2 * n)
 
 
+async def test_a_lost_race_rebuilds_then_catches_up(rt_store: MessageStore) -> None:
+    """A stale cached entity loses the race. The first loss comes after ``execute``
+    applied the command's events in the guest, so the entity is rebuilt; later
+    losses (now deciding and applying in two calls) are caught up. Either way the
+    retried command decides on the true count."""
+    entity = unique("stale")
+    stale, other = Runtime(rt_store, snapshot_every=0), Runtime(rt_store, snapshot_every=0)
+    try:
+        assert (await stale.execute("Counter", entity, "increment", {"amount": 1}))[0].data[
+            "count"
+        ] == 1
+        for expected_conflicts, count in ((1, 4), (2, 7)):
+            await other.execute("Counter", entity, "increment", {"amount": 1})
+            await other.execute("Counter", entity, "increment", {"amount": 1})
+            (event,) = await stale.execute("Counter", entity, "increment", {"amount": 1})
+            assert stale.conflicts == expected_conflicts
+            assert (event.position, event.data["count"]) == (count - 1, count)
+        # Without further races the entity keeps deciding on the right state.
+        (event,) = await stale.execute("Counter", entity, "increment", {"amount": 1})
+        assert (event.data["count"], stale.conflicts) == (8, 2)
+    finally:
+        await stale.close()
+        await other.close()
+    messages = await rt_store.get_stream_messages(f"counter-{entity}", 0, -1)
+    _assert_contiguous_counts(messages, 8)
+
+
 async def test_concurrent_commands_for_many_entities(runtime: Runtime) -> None:
     """Commands for different entities run together (the store batches their commits)."""
     ids = [unique("m") for _ in range(16)]

@@ -91,8 +91,13 @@ async def test_guest_events_that_break_the_schema_are_not_written(runtime: Runti
     with pytest.raises(PayloadInvalid, match=r"returned for 'lie'(.|\n)*\$\[0\]\.data\.count"):
         await runtime.execute("Liar", x, "lie", {"count": 1})
     assert await runtime.store.stream_version(f"liar-{x}") is None
+    # The guest had applied the refused event (one call decides and applies):
+    # the runtime must not keep that state. `tell` reports how many it applied.
     told = await runtime.execute("Liar", x, "tell", {"count": 1})
-    assert told[0].position == 0
+    assert (told[0].position, told[0].data) == (0, {"count": 0})
+    again = await runtime.execute("Liar", x, "tell", {"count": 1})
+    assert (again[0].position, again[0].data) == (1, {"count": 1})
+    assert (await runtime.state("Liar", x)).state["applied"] == 2
 
 
 async def test_an_sdk_refusal_of_undeclared_events_is_a_trap(runtime: Runtime) -> None:

@@ -132,8 +132,7 @@ def test_schema_error_exits_2(project: Path, capsys: pytest.CaptureFixture[str])
 def test_pyproject_config_is_read(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "thalo.toml").unlink()
     (project / "pyproject.toml").write_text(
-        '[project]\nname = "c"\n\n[tool.thalo]\n'
-        'aggregate = "tally:Nope"\nschema = "tally.esdl"\n'
+        '[project]\nname = "c"\n\n[tool.thalo]\naggregate = "tally:Nope"\nschema = "tally.esdl"\n'
     )
     code, _, err = run(capsys, "build", str(project))
     assert code == 2 and "has no class 'Nope'" in " ".join(err.split())

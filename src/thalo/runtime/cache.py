@@ -22,7 +22,9 @@ class HydratedEntity:
 
     ``version`` is the position of the last event applied (-1: no events);
     ``commands`` maps recent command ids to the (first position, count) of the
-    events they recorded, for idempotency without author code.
+    events they recorded, for idempotency without author code. ``contended``
+    counts down the commands still to run in two calls (decide, then apply
+    once stored) since the entity last lost a race for its stream.
     """
 
     stream_name: str
@@ -31,6 +33,7 @@ class HydratedEntity:
     version: int = -1
     commands: OrderedDict[str, tuple[int, int]] = field(default_factory=OrderedDict)
     since_snapshot: int = 0
+    contended: int = 0
 
     def remember(self, command_id: str, first: int, count: int, window: int) -> None:
         """Record that ``command_id`` wrote ``count`` events from ``first``; keep ``window``."""

@@ -71,6 +71,9 @@ if TYPE_CHECKING:
     from thalo.wasm import Limits
 
 SNAPSHOT_TYPE = "Snapshot"
+# After losing a race for its stream, an entity decides and applies in two guest
+# calls for this many commands: a lost race then costs a catch-up, not a rebuild.
+CONTENDED_COMMANDS = 100
 log = logging.getLogger("thalo.runtime")
 REPLY_CATEGORY = "thaloReply"
 REPLY_SUCCEEDED = "CommandSucceeded"
@@ -254,8 +257,14 @@ class Runtime:
                 if command_id is not None and command_id in entity.commands:
                     first, count = entity.commands[command_id]
                     return Recorded(stream, first, count, duplicate=True)
+                # Usually one guest call decides and applies (``execute``); while the
+                # stream is contended, decide only and apply once the events are stored,
+                # so that losing a race costs a catch-up instead of a rebuild.
+                applied = entity.contended == 0
                 try:
-                    events = await self._decide(entity, entity_id, command, body, causation)
+                    events = await self._decide(
+                        entity, entity_id, command, body, causation, apply=applied
+                    )
                 except EntityLost:
                     # Another entity's trap took this one's instance down: rebuild, retry.
                     entity = await self._entity(module, stream, entity_id)
@@ -267,10 +276,22 @@ class Runtime:
                     last = await self.store.write_messages(stream, messages, entity.version)
                 except WrongExpectedVersion:
                     self.conflicts += 1
-                    entity = await self._catch_up(entity, entity_id)
+                    if applied:  # the guest's state holds events that were not stored
+                        entity = await self._rebuild(entity, entity_id)
+                    else:
+                        entity = await self._catch_up(entity, entity_id)
+                    entity.contended = CONTENDED_COMMANDS
                     continue
+                except BaseException:
+                    if applied:  # stored or not, nobody can tell here: start afresh
+                        self.cache.discard(stream)
+                    raise
                 first = last - len(messages) + 1
-                self._apply_written(entity, events, first, command_id)
+                if not applied:
+                    entity.contended -= 1
+                    if not self._apply_written(entity, events):
+                        return Recorded(stream, first, len(messages))
+                self._recorded(entity, len(events), first, command_id)
                 await self._maybe_snapshot(entity)
                 return Recorded(stream, first, len(messages))
             raise ConcurrencyExhausted(
@@ -285,7 +306,14 @@ class Runtime:
         command: str,
         payload: dict[str, Any],
         causation: Message | None,
+        *,
+        apply: bool,
     ) -> list[tuple[str, dict[str, Any]]]:
+        """The guest's events for ``command``, checked against the schema.
+
+        With ``apply`` the guest has also applied them (``execute``): if they are
+        not stored after all, the entity must be rebuilt.
+        """
 
         ctx = {
             "streamName": entity.stream_name,
@@ -299,7 +327,8 @@ class Runtime:
         try:
             # Inline, not on a worker thread: a hot call (~50 µs) costs less than two
             # thread hand-offs, and the budget bounds how long it can hold the loop.
-            events = entity.wasm.handle(ctx, command, payload)
+            decide = entity.wasm.execute if apply else entity.wasm.handle
+            events = decide(ctx, command, payload)
         except GuestRejected as exc:
             raise CommandRejected(schema.name, entity_id, command, exc.reason) from None
         except GuestIgnored:
@@ -312,6 +341,8 @@ class Runtime:
         try:
             schema.validate_command_events(command, events)
         except PayloadInvalid as exc:
+            if apply:  # the guest applied events that will never be stored
+                self.cache.discard(entity.stream_name)
             raise PayloadInvalid(
                 f"the events {schema.name} {entity.module.version} returned for {command!r}",
                 exc.violations,
@@ -341,12 +372,9 @@ class Runtime:
         return [NewMessage(type=t, data=d, metadata=meta) for t, d in events]
 
     def _apply_written(
-        self,
-        entity: HydratedEntity,
-        events: Sequence[tuple[str, dict[str, Any]]],
-        first: int,
-        command_id: str | None,
-    ) -> None:
+        self, entity: HydratedEntity, events: Sequence[tuple[str, dict[str, Any]]]
+    ) -> bool:
+        """Apply stored events to a contended entity's guest state; False if that failed."""
         try:
             entity.wasm.apply(list(events))
         except ThaloError as exc:
@@ -354,11 +382,17 @@ class Runtime:
             # is not to be trusted. The next command rebuilds it from the stream.
             log.warning("%s: applying its new events failed (%s); evicted", entity.stream_name, exc)
             self.cache.discard(entity.stream_name)
-            return
-        entity.version = first + len(events) - 1
-        entity.since_snapshot += len(events)
+            return False
+        return True
+
+    def _recorded(
+        self, entity: HydratedEntity, count: int, first: int, command_id: str | None
+    ) -> None:
+        """Account for ``count`` events stored from ``first`` and applied to the guest."""
+        entity.version = first + count - 1
+        entity.since_snapshot += count
         if command_id is not None:
-            entity.remember(command_id, first, len(events), self.idempotency_window)
+            entity.remember(command_id, first, count, self.idempotency_window)
 
     async def _read_range(self, stream: str, first: int, count: int) -> list[Message]:
         if count == 0:
@@ -377,14 +411,20 @@ class Runtime:
         self.cache.put(entity)
         return entity
 
+    async def _rebuild(self, entity: HydratedEntity, entity_id: str) -> HydratedEntity:
+        """Drop ``entity``'s guest state and rebuild it from the store (snapshot + events)."""
+        self.cache.discard(entity.stream_name)
+        entity.wasm.close()  # idempotent; the cache may have dropped it already
+        rebuilt = await self._hydrate(entity.module, entity.stream_name, entity_id)
+        self.cache.put(rebuilt)
+        return rebuilt
+
     async def _catch_up(self, entity: HydratedEntity, entity_id: str) -> HydratedEntity:
         """Apply what other writers appended since ``entity.version``."""
         try:
             await self._replay(entity, entity.version + 1)
         except GuestError:
-            self.cache.discard(entity.stream_name)
-            entity = await self._hydrate(entity.module, entity.stream_name, entity_id)
-            self.cache.put(entity)
+            entity = await self._rebuild(entity, entity_id)
         return entity
 
     async def _hydrate(
