@@ -11,7 +11,9 @@ batches of 100, and reading a stream; beside each, the ceiling and the ratio.
   called in a plain loop (no thread, no event loop), and the bare ``INSERT`` loop
   run on a thread with each ``INSERT`` awaited from the event loop (one future
   per row): the most any store can reach that keeps SQLite calls off the loop;
-  likewise 8 tasks awaiting bare INSERTs that one thread commits together.
+  likewise 8 tasks awaiting bare INSERTs that one thread commits together; and
+  bare INSERTs 8 per commit in a plain loop, the bound of group commit for 8
+  writers that each await their write (no batch can hold more than 8).
 - Message DB ceiling: a bare psycopg loop calling ``write_message`` (autocommit);
   for batches one pipelined ``executemany`` per 100 in a transaction; for reads a
   bare ``SELECT * FROM get_stream_messages``.
@@ -288,17 +290,20 @@ async def sqlite_ceiling_group_commit(path: Path, synchronous: str, events: int)
     return rate
 
 
-def sqlite_ceiling_batches(path: Path, synchronous: str, events: int) -> float:
+def sqlite_ceiling_batches(path: Path, synchronous: str, events: int, size: int = BATCH) -> float:
+    """Bare INSERTs, ``size`` per commit, in a plain loop. With ``size`` = ``WRITERS``
+    it bounds group commit for that many writers that each await their write: a
+    batch can hold at most one write per writer."""
     connection = _sqlite_connection(path, synchronous)
     stream = f"{_category()}-1"
-    batches = max(1, events // BATCH)
-    prepared = [_rows(stream, b * BATCH, BATCH) for b in range(batches)]
+    batches = max(1, events // size)
+    prepared = [_rows(stream, b * size, size) for b in range(batches)]
     start = time.perf_counter()
     for rows in prepared:
         connection.execute("BEGIN")
         connection.executemany(_INSERT, rows)
         connection.execute("COMMIT")
-    rate = batches * BATCH / (time.perf_counter() - start)
+    rate = batches * size / (time.perf_counter() - start)
     connection.close()
     return rate
 
@@ -409,7 +414,10 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
             async def batch_ceiling() -> float:
                 return sqlite_ceiling_batches(path, synchronous, events * 5)
 
-            top, single, direct, threaded, many, group = await _alternating(
+            async def group_bound() -> float:
+                return sqlite_ceiling_batches(path, synchronous, events * 2, WRITERS)
+
+            top, single, direct, threaded, many, group, bound = await _alternating(
                 repeat,
                 ceiling,
                 lambda: thalo_single(store, events),
@@ -417,6 +425,7 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
                 lambda: sqlite_ceiling_threaded(path, synchronous, events),
                 lambda: thalo_concurrent(store, events * 2, False),
                 lambda: sqlite_ceiling_group_commit(path, synchronous, events * 2),
+                group_bound,
             )
             _row("append, 1 writer, expected version", single, top, "ceiling", "≥ 0.8")
             _row("  (its SQL alone: no thread, no event loop)", direct, top, "ceiling")
@@ -433,6 +442,12 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
                 f"  (bare INSERTs, {WRITERS} writers, group commit)", group, top, "1-writer ceiling"
             )
             _row(f"  ({WRITERS} writers against that)", many, group, "bare group")
+            _row(
+                f"  (bare INSERTs, {WRITERS} per commit, one thread)",
+                bound,
+                top,
+                "1-writer ceiling",
+            )
             top, batched = await _alternating(
                 repeat, batch_ceiling, lambda: thalo_batches(store, events * 5)
             )
