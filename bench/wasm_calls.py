@@ -7,6 +7,8 @@ Prints medians of --repeat runs:
   (``wasmtime_component_func_call``) and host-side marshalling (the rest);
   the baseline is the same call through wasmtime-py's ``Func.__call__`` with raw
   JSON strings (it re-reads the function type on every call).
+- ``execute``: the same command decided and applied in one call, beside
+  ``handle`` then ``apply`` of its event (two calls, as before contract 0.2.0).
 - ``apply``: replay of a batch of --events events in one call, per event.
 - load: a fresh process loading the module from the compile cache
   (deserialize + instantiate + schema), with and without a known sha256.
@@ -75,14 +77,24 @@ def bench_handle(module: object, calls: int, repeat: int) -> tuple[list[float], 
     return totals, natives
 
 
-def bench_handle_untimed(module: object, calls: int, repeat: int) -> list[float]:
-    entity = module.entity("bench-untimed")  # type: ignore[attr-defined]
+def bench_untimed(module: object, calls: int, repeat: int, how: str) -> list[float]:
+    """µs per counter command: ``handle`` alone, ``execute`` (decide and apply in one
+    call), or ``handle+apply`` (the same in two calls, as before contract 0.2.0)."""
+    entity = module.entity(f"bench-{how}")  # type: ignore[attr-defined]
     ctx = {"streamName": "counter-bench"}
+    payload = {"amount": 1}
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
-        for _ in range(calls):
-            entity.handle(ctx, "increment", {"amount": 1})
+        if how == "handle":
+            for _ in range(calls):
+                entity.handle(ctx, "increment", payload)
+        elif how == "execute":
+            for _ in range(calls):
+                entity.execute(ctx, "increment", payload)
+        else:
+            for _ in range(calls):
+                entity.apply(entity.handle(ctx, "increment", payload))
         samples.append((time.perf_counter() - started) / calls * 1e6)
     return samples
 
@@ -191,7 +203,9 @@ def main() -> None:
     module = load_module(wasm, max_instances=1)
 
     totals, natives = bench_handle(module, args.calls, args.repeat)
-    untimed = bench_handle_untimed(module, args.calls, args.repeat)
+    untimed = bench_untimed(module, args.calls, args.repeat, "handle")
+    executes = bench_untimed(module, args.calls, args.repeat, "execute")
+    two_calls = bench_untimed(module, args.calls, args.repeat, "handle+apply")
     baseline = bench_baseline(module, args.calls, args.repeat)
     apply_us = bench_apply(module, args.events, args.repeat)
     load_known = bench_load(built.path, args.repeat, "known")
@@ -211,6 +225,9 @@ def main() -> None:
         f"  (fast path is {median(baseline) / median(untimed):.2f}× the baseline; "
         f"timed run {e2e:.1f} µs of which native {native:.1f})"
     )
+    row("execute end to end", executes, "µs")
+    row("  handle, then apply", two_calls, "µs")
+    print(f"  (one call is {median(executes) / median(two_calls):.2f}× the two)")
     row(f"apply, batch of {args.events}", apply_us, "µs/event", 5)
     row("cached load+instantiate", load_known, "ms", 10)
     row("  hashing the bytes too", load_hashing, "ms")
