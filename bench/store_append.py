@@ -11,7 +11,8 @@ batches of 100, and reading a stream; beside each, the ceiling and the ratio.
   called in a plain loop (no thread, no event loop), and the bare ``INSERT`` loop
   run on a thread with each ``INSERT`` awaited from the event loop (one future
   per row): the most any store can reach that keeps SQLite calls off the loop;
-  likewise 8 tasks awaiting bare INSERTs that one thread commits together; and
+  likewise 8 tasks awaiting bare INSERTs that one thread commits together, or
+  that the event loop itself commits at the end of each turn; and
   bare INSERTs 8 per commit in a plain loop, the bound of group commit for 8
   writers that each await their write (no batch can hold more than 8).
 - Message DB ceiling: a bare psycopg loop calling ``write_message`` (autocommit);
@@ -290,6 +291,40 @@ async def sqlite_ceiling_group_commit(path: Path, synchronous: str, events: int)
     return rate
 
 
+async def sqlite_ceiling_group_commit_on_loop(path: Path, synchronous: str, events: int) -> float:
+    """``WRITERS`` tasks each awaiting bare INSERTs that the event loop itself commits
+    together at the end of each turn (no thread at all): the bound for a store that
+    would run group commit, fsync included, on the loop."""
+    connection = _sqlite_connection(path, synchronous)
+    per_writer = events // WRITERS
+    rows = [_rows(f"{_category()}-{n}", 0, per_writer) for n in range(WRITERS)]
+    loop = asyncio.get_running_loop()
+    pending: list[tuple[tuple[Any, ...], asyncio.Future[None]]] = []
+
+    def flush() -> None:
+        batch = pending[:]
+        pending.clear()
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(_INSERT, [row for row, _ in batch])
+        connection.execute("COMMIT")
+        for _, future in batch:
+            future.set_result(None)
+
+    async def writer(number: int) -> None:
+        for row in rows[number]:
+            future = loop.create_future()
+            if not pending:
+                loop.call_soon(flush)
+            pending.append((row, future))
+            await future
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer(n) for n in range(WRITERS)))
+    rate = per_writer * WRITERS / (time.perf_counter() - start)
+    connection.close()
+    return rate
+
+
 def sqlite_ceiling_batches(path: Path, synchronous: str, events: int, size: int = BATCH) -> float:
     """Bare INSERTs, ``size`` per commit, in a plain loop. With ``size`` = ``WRITERS``
     it bounds group commit for that many writers that each await their write: a
@@ -417,7 +452,7 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
             async def group_bound() -> float:
                 return sqlite_ceiling_batches(path, synchronous, events * 2, WRITERS)
 
-            top, single, direct, threaded, many, group, bound = await _alternating(
+            top, single, direct, threaded, many, group, on_loop, bound = await _alternating(
                 repeat,
                 ceiling,
                 lambda: thalo_single(store, events),
@@ -425,6 +460,7 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
                 lambda: sqlite_ceiling_threaded(path, synchronous, events),
                 lambda: thalo_concurrent(store, events * 2, False),
                 lambda: sqlite_ceiling_group_commit(path, synchronous, events * 2),
+                lambda: sqlite_ceiling_group_commit_on_loop(path, synchronous, events * 2),
                 group_bound,
             )
             _row("append, 1 writer, expected version", single, top, "ceiling", "≥ 0.8")
@@ -442,6 +478,12 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
                 f"  (bare INSERTs, {WRITERS} writers, group commit)", group, top, "1-writer ceiling"
             )
             _row(f"  ({WRITERS} writers against that)", many, group, "bare group")
+            _row(
+                f"  (bare INSERTs, {WRITERS} writers, group commit on the loop)",
+                on_loop,
+                top,
+                "1-writer ceiling",
+            )
             _row(
                 f"  (bare INSERTs, {WRITERS} per commit, one thread)",
                 bound,
