@@ -12,7 +12,8 @@ batches of 100, and reading a stream; beside each, the ceiling and the ratio.
   run on a thread with each ``INSERT`` awaited from the event loop (one future
   per row): the most any store can reach that keeps SQLite calls off the loop;
   likewise 8 tasks awaiting bare INSERTs that one thread commits together, or
-  that the event loop itself commits at the end of each turn; and
+  that the event loop itself commits at the end of each turn; thalo's own group
+  commit of 8 checked writes called in a plain loop; and
   bare INSERTs 8 per commit in a plain loop, the bound of group commit for 8
   writers that each await their write (no batch can hold more than 8).
 - Message DB ceiling: a bare psycopg loop calling ``write_message`` (autocommit);
@@ -210,6 +211,28 @@ async def sqlite_direct_single(path: Path, synchronous: str, events: int) -> flo
     for job in jobs:
         _insert_one(connection, job, _now())
     rate = events / (time.perf_counter() - start)
+    connection.close()
+    return rate
+
+
+async def sqlite_direct_group(path: Path, synchronous: str, events: int) -> float:
+    """thalo's group commit of ``WRITERS`` single-message writes (each with its
+    expected version) called in a plain loop: the most the 8-writer figure could
+    reach with thalo's checks and no asyncio or thread cost at all."""
+    from thalo.store.encoding import encode_messages
+    from thalo.store.sqlite import _Write, _write_batch
+
+    connection = _sqlite_connection(path, synchronous)
+    streams = [f"{_category()}-{n}" for n in range(WRITERS)]
+    batches = [
+        [_Write(stream, encode_messages(stream, _messages(1)), version) for stream in streams]
+        for version in range(-1, events // WRITERS - 1)
+    ]
+    start = time.perf_counter()
+    for batch in batches:
+        for _, _, error in _write_batch(connection, batch):
+            assert error is None, error
+    rate = len(batches) * WRITERS / (time.perf_counter() - start)
     connection.close()
     return rate
 
@@ -452,7 +475,7 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
             async def group_bound() -> float:
                 return sqlite_ceiling_batches(path, synchronous, events * 2, WRITERS)
 
-            top, single, direct, threaded, many, group, on_loop, bound = await _alternating(
+            figures = await _alternating(
                 repeat,
                 ceiling,
                 lambda: thalo_single(store, events),
@@ -461,8 +484,10 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
                 lambda: thalo_concurrent(store, events * 2, False),
                 lambda: sqlite_ceiling_group_commit(path, synchronous, events * 2),
                 lambda: sqlite_ceiling_group_commit_on_loop(path, synchronous, events * 2),
+                lambda: sqlite_direct_group(path, synchronous, events * 2),
                 group_bound,
             )
+            top, single, direct, threaded, many, group, on_loop, checked, bound = figures
             _row("append, 1 writer, expected version", single, top, "ceiling", "≥ 0.8")
             _row("  (its SQL alone: no thread, no event loop)", direct, top, "ceiling")
             _row("  (bare INSERT awaited through a thread)", threaded, top, "ceiling")
@@ -481,6 +506,12 @@ async def bench_sqlite(events: int, repeat: int, synchronous: str) -> None:
             _row(
                 f"  (bare INSERTs, {WRITERS} writers, group commit on the loop)",
                 on_loop,
+                top,
+                "1-writer ceiling",
+            )
+            _row(
+                f"  (its SQL alone: {WRITERS} checked writes per commit)",
+                checked,
                 top,
                 "1-writer ceiling",
             )
