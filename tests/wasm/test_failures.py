@@ -11,7 +11,14 @@ import time
 import pytest
 
 from thalo.errors import GuestOutOfMemory, GuestTimeout, GuestTrap
-from thalo.wasm import EntityLost, GuestIgnored, GuestRejected, WasmModule, load_module
+from thalo.wasm import (
+    EntityLost,
+    GuestIgnored,
+    GuestRejected,
+    Limits,
+    WasmModule,
+    load_module,
+)
 
 pytestmark = pytest.mark.wasm
 
@@ -78,6 +85,21 @@ def test_infinite_loop_times_out_and_the_host_goes_on(chaos: WasmModule) -> None
     assert chaos.entity("y").handle(CTX, "chat", {"message": "after"}) == [
         ("Done", {"detail": "chatted"})
     ]
+
+
+def test_a_fresh_instance_first_call_gets_the_start_up_budget(
+    guests: dict[str, object],
+) -> None:
+    """The first call on an instance (the loader's schema call, or the constructor on a
+    replacement) may fault in its memory image: it runs under the start-up budget."""
+    limits = Limits(call_seconds=0.05, instantiate_seconds=3)
+    chaos = load_module(guests["chaos"].wasm, limits=limits)  # type: ignore[attr-defined]
+    fresh = chaos._spawn()
+    assert fresh._budget() == limits.instantiate_ticks
+    assert fresh._budget() == fresh._budget() == limits.call_ticks
+    # And the short call budget still stops a runaway call on a used instance.
+    with pytest.raises(GuestTimeout, match=r"time budget of 0\.05 s"):
+        chaos.entity("x").handle(CTX, "spin")
 
 
 def test_unbounded_allocation_hits_the_memory_cap(chaos: WasmModule) -> None:

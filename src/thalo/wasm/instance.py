@@ -102,6 +102,10 @@ class Instance:
                 raise InvalidModule(f"cannot instantiate the component: {exc}") from exc
             raise classify_trap(exc, self.last_error, limits.instantiate_seconds) from exc
         self._call_ticks = limits.call_ticks
+        # The first call touches much of the guest's memory image for the first time
+        # (page faults from the compiled artifact): it gets the start-up budget. Seen
+        # once: a schema call over 2 s on a VM right after a large pip install.
+        self._first_ticks: int | None = limits.instantiate_ticks
         indexes = module.export_indexes
 
         def func(name: str) -> Func:
@@ -128,7 +132,7 @@ class Instance:
 
         Raises ``EntityLost`` if the instance is already dead, a ``GuestError`` on a trap.
         """
-        budget = ticks or self._call_ticks
+        budget = ticks or self._budget()
         return self._run(
             entity.id,
             budget,
@@ -138,11 +142,18 @@ class Instance:
     def invoke(self, func: Func, entity_id: str | None, *args: Any) -> Any:
         """Runs a generic wasmtime-py call (constructor, restore, schema)."""
 
+        budget = self._budget()
+
         def work() -> Any:
-            self.store.set_epoch_deadline(self._call_ticks)
+            self.store.set_epoch_deadline(budget)
             return func(self.store, *args)
 
-        return self._run(entity_id, self._call_ticks, work)
+        return self._run(entity_id, budget, work)
+
+    def _budget(self) -> int:
+        """Ticks for the next call: the call budget, or the start-up budget the first time."""
+        first, self._first_ticks = self._first_ticks, None
+        return self._call_ticks if first is None else max(first, self._call_ticks)
 
     def drop(self, entity: Entity, resource: ResourceAny) -> None:
         """Runs the guest destructor of ``entity`` (nothing to do if the instance died)."""
