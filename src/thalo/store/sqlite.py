@@ -154,8 +154,7 @@ class _Write(Job):
     def __init__(
         self, stream_name: str, encoded: list[EncodedMessage], expected_version: int | None
     ) -> None:
-        self.loop = loop = asyncio.get_running_loop()
-        self.future = loop.create_future()
+        # No loop or future yet: a write committed inline never needs them (queue() sets them).
         self.stream_name = stream_name
         self.expected_version = expected_version
         self.ids = [m.id for m in encoded]
@@ -173,6 +172,12 @@ class _Write(Job):
             )
             for m in encoded
         ]
+
+    def queue(self) -> _Write:
+        """Ready to hand to the writer thread: give it the caller's loop and a future."""
+        self.loop = loop = asyncio.get_running_loop()
+        self.future = loop.create_future()
+        return self
 
 
 # The last whole second (UTC) and its text, replaced as one tuple: writer threads
@@ -538,8 +543,11 @@ class SqliteStore(StoreBase):
     ) -> int:
         # The same as StoreBase's, without one coroutine in between (the hot path).
         encoded = encode_messages(stream_name, (message,))
-        expected = check_expected_version(expected_version)
-        return await self._write(_Write(stream_name, encoded, expected))
+        job = _Write(stream_name, encoded, check_expected_version(expected_version))
+        position = self._write_alone(job)
+        if position is None or time.monotonic() - self._yielded > _YIELD_EVERY:
+            return await self._write_rest(job, position)
+        return position
 
     async def write_messages(
         self,
@@ -548,11 +556,15 @@ class SqliteStore(StoreBase):
         expected_version: int | None = None,
     ) -> int:
         encoded = encode_messages(stream_name, messages)
-        expected = check_expected_version(expected_version)
-        return await self._write(_Write(stream_name, encoded, expected))
+        job = _Write(stream_name, encoded, check_expected_version(expected_version))
+        position = self._write_alone(job)
+        if position is None or time.monotonic() - self._yielded > _YIELD_EVERY:
+            return await self._write_rest(job, position)
+        return position
 
-    async def _write(self, job: _Write) -> int:
-        """Inline when this write is alone and the thread idle (module docstring); else queued."""
+    def _write_alone(self, job: _Write) -> int | None:
+        """Commit ``job`` inline if it is alone (module docstring): its last position, or
+        None when it must be queued. Every Python step here runs once per lone write."""
         self._refuse_inside_transaction("write messages")
         if self._closed:
             raise StoreError("the message store is closed")
@@ -562,18 +574,20 @@ class SqliteStore(StoreBase):
         alone = task is self._last_writer or self._last_writer is None
         self._last_writer = task
         if alone and not self._queued and self._inline is not None and self._writer.idle:
-            position = _write_now(self._inline, job)
-            if position is not None:
-                job.future.cancel()  # unused: nobody awaits it
-                # An inline write never suspends: a task writing in a loop would
-                # starve every other task. Yield at least every _YIELD_EVERY.
-                if job.loop.time() - self._yielded > _YIELD_EVERY:
-                    await asyncio.sleep(0)
-                    self._yielded = job.loop.time()
-                return position
+            return _write_now(self._inline, job)
+        return None
+
+    async def _write_rest(self, job: _Write, position: int | None) -> int:
+        """A write that was not committed inline goes to the writer thread. One that was
+        yields to the loop: an inline write never suspends, so a task writing in a loop
+        would starve every other task; it yields at least every ``_YIELD_EVERY``."""
+        if position is not None:
+            await asyncio.sleep(0)
+            self._yielded = time.monotonic()
+            return position
         self._queued += 1
         try:
-            written: int = await self._writer.submit(job)
+            written: int = await self._writer.submit(job.queue())
         finally:
             self._queued -= 1
         return written
