@@ -105,6 +105,26 @@ async def test_lone_writes_yield_to_other_tasks(tmp_path: Path) -> None:
         assert await store.stream_version("y-1") == version
 
 
+async def test_a_read_only_transaction_leaves_the_writer_free(tmp_path: Path) -> None:
+    """Registry reads use read-only transactions: on the reader connection, so
+    writes (this process's or another's) need not wait for them."""
+    async with open_store(_url(tmp_path / "s.db")) as store:
+        await store.init()
+        async with store.transaction(read_only=True) as tx:
+            assert await tx.execute("SELECT 1") == [(1,)]
+            # A write completes while the read-only transaction is open...
+            assert await asyncio.wait_for(store.write_message("r-1", NewMessage("A", {})), 5) == 0
+            # ...but reads need the reader connection it holds.
+            with pytest.raises(StoreError, match="holds the reader"):
+                await store.get_stream_messages("r-1")
+            with pytest.raises(StoreError, match="nested"):
+                async with store.transaction():
+                    pass
+            with pytest.raises(StoreError, match="close it after"):
+                await store.close()
+        assert [m.position for m in await store.get_stream_messages("r-1")] == [0]
+
+
 async def test_data_survives_reopening(tmp_path: Path) -> None:
     url = _url(tmp_path / "deep" / "folder" / "s.db")
     async with open_store(url) as store:

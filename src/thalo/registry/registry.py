@@ -162,7 +162,7 @@ class Registry:
     async def modules(self, name: str | None = None) -> list[ModuleRecord]:
         """Every published version (of ``name`` when given), by name then version."""
         await self.ensure_schema()
-        async with self._store.transaction() as tx:
+        async with self._store.transaction(read_only=True) as tx:
             if name is None:
                 rows = await tx.execute(f"SELECT {_COLUMNS} FROM thalo_modules")
             else:
@@ -193,7 +193,7 @@ class Registry:
     async def module_bytes(self, name: str, version: str) -> bytes:
         """The component bytes of one published version."""
         await self.ensure_schema()
-        async with self._store.transaction() as tx:
+        async with self._store.transaction(read_only=True) as tx:
             rows = await tx.execute(
                 "SELECT module FROM thalo_modules WHERE name = %s AND version = %s",
                 (name, version),
@@ -205,7 +205,7 @@ class Registry:
     async def last_seq(self) -> int:
         """The sequence number of the newest publish (0 when none): cheap change detection."""
         await self.ensure_schema()
-        async with self._store.transaction() as tx:
+        async with self._store.transaction(read_only=True) as tx:
             rows = await tx.execute("SELECT MAX(seq) FROM thalo_modules")
         return int(rows[0][0] or 0)
 

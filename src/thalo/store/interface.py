@@ -112,8 +112,15 @@ class MessageStore(Protocol):
         """Create thalo's own schema if missing (idempotent); return what was done."""
         ...
 
-    def transaction(self) -> AbstractAsyncContextManager[SqlTransaction]:
-        """A transaction for thalo's own tables; commits on normal exit, rolls back on error."""
+    def transaction(
+        self, *, read_only: bool = False
+    ) -> AbstractAsyncContextManager[SqlTransaction]:
+        """A transaction for thalo's own tables; commits on normal exit, rolls back on error.
+
+        ``read_only`` reads without taking a write lock (SQLite: on the reader
+        connection, so writers need not wait; PostgreSQL: ``READ ONLY``); writing
+        in it raises ``StoreError``.
+        """
         ...
 
     async def close(self) -> None:

@@ -286,10 +286,15 @@ class MessageDbStore(StoreBase):
         return [f"created schema {THALO_SCHEMA} (thalo's own tables)"]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlTransaction]:
-        """Own-tables transaction on one pooled connection; unqualified names go to ``thalo``."""
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[SqlTransaction]:
+        """Own-tables transaction on one pooled connection; unqualified names go to ``thalo``.
+
+        ``read_only``: PostgreSQL refuses writes in it (``READ ONLY``).
+        """
         try:
             async with self._pool.connection() as connection, connection.transaction():
+                if read_only:
+                    await connection.execute("SET TRANSACTION READ ONLY")
                 await connection.execute(
                     f"SET LOCAL search_path = {THALO_SCHEMA}, message_store, public"
                 )

@@ -132,10 +132,12 @@ _CHECKED_INSERT_SQL = (
     "RETURNING position"
 )
 
-# Set while a task is inside SqliteStore.transaction(): the writer thread is
-# held by that transaction, so a message write from the same task would wait
-# for itself.
-_OPEN_TRANSACTION: ContextVar[SqliteStore | None] = ContextVar("thalo_sqlite_tx", default=None)
+# Set while a task is inside SqliteStore.transaction(): the store and the thread
+# that transaction holds (the writer, or the reader for a read-only one), so a
+# call from the same task that needs that thread would wait for itself.
+_OPEN_TRANSACTION: ContextVar[tuple[SqliteStore, ConnectionThread] | None] = ContextVar(
+    "thalo_sqlite_tx", default=None
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -330,11 +332,28 @@ def _write_batch(
 
 
 def _serve_session(connection: sqlite3.Connection, session: Session) -> None:
-    """Run one caller's own-tables transaction on the writer connection to its end."""
+    """Run one caller's own-tables transaction on this thread's connection to its end.
+
+    A read-only session takes no write lock (``BEGIN``, one snapshot) and runs with
+    ``query_only`` on, so a write in it fails (the reader connection always has it;
+    ``:memory:``'s single connection gets it for the session).
+    """
+    if not session.read_only:
+        _run_session(connection, session, "BEGIN IMMEDIATE")
+        return
+    (query_only,) = connection.execute("PRAGMA query_only").fetchone()
+    connection.execute("PRAGMA query_only=1")
+    try:
+        _run_session(connection, session, "BEGIN")
+    finally:
+        connection.execute(f"PRAGMA query_only={int(query_only)}")
+
+
+def _run_session(connection: sqlite3.Connection, session: Session, begin: str) -> None:
     from thalo.store.sqlite_thread import settle
 
     try:
-        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(begin)
     except sqlite3.Error as exc:
         settle([(session, None, _translate(exc, "start a transaction"))])
         return
@@ -360,7 +379,7 @@ def _serve_session(connection: sqlite3.Connection, session: Session) -> None:
 
 
 class _SqliteTransaction:
-    """The SqlTransaction of a SQLite store: statements run on the writer thread."""
+    """The SqlTransaction of a SQLite store: statements run on the thread that holds it."""
 
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -524,7 +543,9 @@ class SqliteStore(StoreBase):
         if reader_connection is None:
             reader = writer
         else:
-            reader = ConnectionThread("thalo-sqlite-reader", reader_connection)
+            reader = ConnectionThread(
+                "thalo-sqlite-reader", reader_connection, serve_session=_serve_session
+            )
             reader.start()
         return cls(url, writer, reader, inline, sql_condition=sql_condition)
 
@@ -670,22 +691,30 @@ class SqliteStore(StoreBase):
         return [f"SQLite store {self._url}: messages table and thalo's tables are ready"]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqlTransaction]:
-        """Own-tables transaction on the writer connection (``BEGIN IMMEDIATE``).
+    async def transaction(self, *, read_only: bool = False) -> AsyncIterator[SqlTransaction]:
+        """Own-tables transaction: ``BEGIN IMMEDIATE`` on the writer connection, or with
+        ``read_only`` a plain ``BEGIN`` on the reader connection (no write lock).
 
-        Other writes wait until it ends, so keep it short; inside it, use only
-        the transaction, not the store's message methods (they raise).
+        A writing one makes other writes wait until it ends, so keep it short;
+        inside either, use only the transaction, not the store's message methods
+        that need the same connection (they raise).
         """
-        self._refuse_inside_transaction("open a nested transaction", reads=True)
-        session = Session()
+        held = _OPEN_TRANSACTION.get()
+        if held is not None and held[0] is self:
+            raise StoreError(
+                "cannot open a nested transaction inside store.transaction() on SQLite; "
+                "open it before or after the transaction block"
+            )
+        thread = self._reader if read_only else self._writer
+        session = Session(read_only=read_only)
         try:
-            await self._writer.submit(session)
+            await thread.submit(session)
         except BaseException:
-            # Cancelled while waiting for the writer: it will still begin this
+            # Cancelled while waiting for the thread: it will still begin this
             # session, so tell it to end at once rather than wait forever.
             session.requests.put(SessionRequest("rollback"))
             raise
-        token = _OPEN_TRANSACTION.set(self)
+        token = _OPEN_TRANSACTION.set((self, thread))
         transaction = _SqliteTransaction(session)
         try:
             yield transaction
@@ -698,7 +727,12 @@ class SqliteStore(StoreBase):
             _OPEN_TRANSACTION.reset(token)
 
     async def close(self) -> None:
-        self._refuse_inside_transaction("close the store")
+        held = _OPEN_TRANSACTION.get()
+        if held is not None and held[0] is self:
+            raise StoreError(
+                "cannot close the store inside store.transaction() on SQLite: the transaction "
+                "holds a connection until it ends; close it after the transaction block"
+            )
         if self._closed:
             return
         self._closed = True
@@ -713,13 +747,15 @@ class SqliteStore(StoreBase):
     # --- helpers --------------------------------------------------------------------
 
     def _refuse_inside_transaction(self, doing: str, *, reads: bool = False) -> None:
-        if _OPEN_TRANSACTION.get() is not self:
+        held = _OPEN_TRANSACTION.get()
+        if held is None or held[0] is not self:
             return
-        if reads and self._reader is not self._writer:
+        if held[1] is not (self._reader if reads else self._writer):
             return
+        which = "reader" if held[1] is self._reader and held[1] is not self._writer else "writer"
         raise StoreError(
             f"cannot {doing} inside store.transaction() on SQLite: the transaction holds the "
-            "writer until it ends; do it before or after the transaction block"
+            f"{which} until it ends; do it before or after the transaction block"
         )
 
     def _condition(self, condition: str | None) -> str:

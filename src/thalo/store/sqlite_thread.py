@@ -49,13 +49,14 @@ class Session(Job):
     """Hold the connection for one caller's transaction until it commits or rolls back.
 
     ``future`` settles when the transaction has begun; each request then carries
-    its own future.
+    its own future. A ``read_only`` session takes no write lock.
     """
 
-    __slots__ = ("requests",)
+    __slots__ = ("read_only", "requests")
 
-    def __init__(self) -> None:
+    def __init__(self, *, read_only: bool = False) -> None:
         super().__init__()
+        self.read_only = read_only
         self.requests: queue.SimpleQueue[SessionRequest] = queue.SimpleQueue()
 
 

@@ -37,6 +37,7 @@ from thalo.errors import (
     InvalidMessage,
     InvalidStoreArgument,
     InvalidStreamName,
+    StoreError,
     WrongExpectedVersion,
 )
 from thalo.store import MessageStore, consumer_group_member, open_store
@@ -571,6 +572,24 @@ class MessageStoreConformance:
             await tx.execute(f"DROP TABLE {table}")
         # Messages can still be written after the transaction released the store.
         assert await store.write_message(f"{unique_category()}-1", _event()) == 0
+
+    async def test_read_only_transaction_reads_and_refuses_writes(
+        self, store: MessageStore
+    ) -> None:
+        table = f"conformance_{uuid.uuid4().hex[:10]}"
+        await store.init()
+        async with store.transaction() as tx:
+            await tx.execute(f"CREATE TABLE {table} (name TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+            await tx.execute(f"INSERT INTO {table} VALUES (%s, %s)", ("a", 1))
+        async with store.transaction(read_only=True) as tx:
+            rows = await tx.execute(f"SELECT name, n FROM {table}")
+            assert [tuple(row) for row in rows] == [("a", 1)]
+            with pytest.raises(StoreError):
+                await tx.execute(f"INSERT INTO {table} VALUES (%s, %s)", ("b", 2))
+        async with store.transaction() as tx:
+            rows = await tx.execute(f"SELECT name FROM {table}")
+            assert [tuple(row) for row in rows] == [("a",)]
+            await tx.execute(f"DROP TABLE {table}")
 
 
 _RACER = textwrap.dedent(
