@@ -98,6 +98,7 @@ def test_a_component_of_an_older_contract_must_be_rebuilt(cache: CompileCache) -
         "this thalo's (thalo:aggregate@0.2.0): it must be rebuilt with this thalo"
     )
     assert "thalo build" in message
+    assert "as a new version" in message
 
 
 def test_a_component_of_a_newer_contract_is_refused(cache: CompileCache) -> None:

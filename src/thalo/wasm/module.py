@@ -151,7 +151,8 @@ def _check_contract_version(component: Component, shared: Engine) -> None:
         raise InvalidModule(
             f"the component was built against an older contract ({built}) than this "
             f"thalo's (thalo:aggregate@{CONTRACT_VERSION}): it must be rebuilt with this "
-            "thalo (`thalo build`, or `thalo publish` of the project)"
+            "thalo (`thalo build`, or `thalo publish` of the project; a registry that "
+            "already holds this version needs the rebuild published as a new version)"
         )
     raise InvalidModule(
         f"the component was built against {built}, but this thalo speaks "
