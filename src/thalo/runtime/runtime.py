@@ -2,11 +2,13 @@
 
 For one command: resolve the aggregate's newest module, validate the payload
 against its ESDL, take the stream's lock, get the entity (cached, or rebuilt
-from its latest snapshot plus the events after it), let the guest decide
-(outside any store transaction, on a worker thread), validate the events it
-returned, append them with the expected version the entity was built from,
-and apply them. On a concurrency conflict the entity catches up from the store
-and the command runs again, a bounded number of times.
+from its latest snapshot plus the events after it), let the guest decide and
+apply in one call (``execute``, inline, outside any store transaction),
+validate the events it returned, and append them with the expected version the
+entity was built from. On a concurrency conflict the entity is rebuilt from the
+store (it already applied the lost events) and the command runs again, a
+bounded number of times; for a while afterwards it decides and applies in two
+calls, so that further conflicts cost only a catch-up.
 """
 
 from __future__ import annotations
