@@ -7,7 +7,13 @@ status it maps to, so the interfaces never guess.
     ThaloError                        2 / 400
     ├── UsageError                    2 / 400   bad arguments, unknown names
     │   ├── UnknownAggregate          2 / 404
-    │   └── UnknownCommand            2 / 404
+    │   ├── UnknownCommand            2 / 404
+    │   ├── NotFound                  2 / 404   no such HTTP route or resource
+    │   ├── Unauthorized              2 / 401   a token is needed (HTTP)
+    │   ├── Forbidden                 2 / 403   the token may not do this (HTTP)
+    │   ├── RequestTimeout            2 / 408   the body did not arrive in time (HTTP)
+    │   ├── PayloadTooLarge           2 / 413   a body over the server's cap (HTTP)
+    │   └── UnsupportedMediaType      2 / 415   a body of the wrong content type (HTTP)
     ├── SchemaError                   2 / 400   ESDL that does not compile
     ├── PayloadInvalid                2 / 422   JSON that breaks the schema
     ├── CommandRejected               1 / 409   the aggregate refused (domain error)
@@ -19,20 +25,26 @@ status it maps to, so the interfaces never guess.
     │   ├── InvalidMessage            2 / 400   non-object data, unserializable metadata
     │   │   └── DuplicateMessageId    2 / 409   a message with that id is already recorded
     │   ├── InvalidStoreArgument      2 / 400   batch size, consumer group, correlation, condition
-    │   └── WrongExpectedVersion      3 / 409   optimistic concurrency conflict
+    │   └── WrongExpectedVersion      3 / 412   optimistic concurrency conflict
     ├── WasmError                     2 / 400
     │   ├── InvalidModule             2 / 400   not a component / wrong world / corrupt
     │   ├── BuildError                2 / 400   componentize-py or project config failed
     │   └── GuestError                4 / 500   the guest failed at run time
     │       ├── GuestTrap             4 / 500
-    │       ├── GuestTimeout          4 / 504
-    │       └── GuestOutOfMemory      4 / 507
+    │       ├── GuestTimeout          4 / 500
+    │       └── GuestOutOfMemory      4 / 500
     ├── RegistryError                 2 / 400
     │   ├── ModuleNotFound            2 / 404
     │   └── VersionNotGreater         2 / 409
     ├── ConcurrencyExhausted          3 / 409   retries could not resolve a conflict
     ├── CommandFailed                 as remote  a command from a command stream failed
-    └── CommandTimeout                5 / 504   no runtime answered a submitted command
+    ├── CommandTimeout                5 / 504   no runtime answered a submitted command
+    └── ServerError                   5 / 500   the HTTP server failed or cannot be reached
+        ├── ServerUnavailable         5 / 503   connection refused, shutting down
+        └── Overloaded                5 / 429   too many commands in flight; retry later
+
+Over HTTP an error travels as an RFC 9457 problem (``to_problem``) and
+``from_problem`` rebuilds the same class with the same fields on the client.
 
 Foreign exceptions (sqlite3, psycopg, wasmtime) are translated once, at the
 layer boundary, and chained with ``raise ... from exc``.
@@ -41,12 +53,14 @@ layer boundary, and chained with ``raise ... from exc``.
 from __future__ import annotations
 
 __all__ = [
+    "PROBLEM_TYPE_PREFIX",
     "BuildError",
     "CommandFailed",
     "CommandRejected",
     "CommandTimeout",
     "ConcurrencyExhausted",
     "DuplicateMessageId",
+    "Forbidden",
     "GuestError",
     "GuestOutOfMemory",
     "GuestTimeout",
@@ -56,17 +70,25 @@ __all__ = [
     "InvalidStoreArgument",
     "InvalidStreamName",
     "ModuleNotFound",
+    "NotFound",
+    "Overloaded",
     "PayloadInvalid",
+    "PayloadTooLarge",
     "RegistryError",
+    "RequestTimeout",
     "SchemaError",
+    "ServerError",
+    "ServerUnavailable",
     "SourceLocation",
     "StoreError",
     "StoreNotInitialized",
     "StoreURLInvalid",
     "StoreUnavailable",
     "ThaloError",
+    "Unauthorized",
     "UnknownAggregate",
     "UnknownCommand",
+    "UnsupportedMediaType",
     "UsageError",
     "VersionNotGreater",
     "Violation",
@@ -74,7 +96,12 @@ __all__ = [
     "WrongExpectedVersion",
 ]
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any
+
+PROBLEM_TYPE_PREFIX = "urn:thalo:problem:"
 
 
 class ThaloError(Exception):
@@ -88,8 +115,67 @@ class ThaloError(Exception):
         self.message = message
 
     def to_dict(self) -> dict[str, object]:
-        """A JSON-ready description, used by ``--json`` output and the HTTP API."""
-        return {"error": type(self).__name__, "message": self.message}
+        """A JSON-ready description, used by ``--json`` output."""
+        return {"error": self.code, "message": self.message}
+
+    @property
+    def code(self) -> str:
+        """The error's name on the wire: its class name."""
+        return type(self).__name__
+
+    def fields(self) -> dict[str, object]:
+        """The error's structured fields (JSON-ready), beyond its message and codes."""
+        return {
+            name: _jsonable(value)
+            for name, value in vars(self).items()
+            if name not in _OWN and not name.startswith("_")
+        }
+
+    def to_problem(self) -> dict[str, object]:
+        """The error as an RFC 9457 problem details object (docs/http.md, "Errors")."""
+        code = self.code
+        return {
+            "type": PROBLEM_TYPE_PREFIX + _kebab(code),
+            "title": _title(code),
+            "status": self.http_status,
+            "detail": self.message,
+            "code": code,
+            "exit_code": self.exit_code,
+            **self.fields(),
+        }
+
+    @staticmethod
+    def from_problem(problem: Mapping[str, Any]) -> ThaloError:
+        """The error a problem details object describes, as the class that raised it.
+
+        Unknown codes (a newer server) become a ``CommandFailed`` carrying the
+        code, message, exit code and status, so nothing is lost.
+        """
+        code = str(problem.get("code") or "ThaloError")
+        detail = str(problem.get("detail") or problem.get("title") or code)
+        cls = _error_classes().get(code)
+        if cls is None or cls is CommandFailed:
+            return CommandFailed(
+                code,
+                detail,
+                int(problem.get("exit_code", 2)),
+                int(problem.get("status", 500)),
+            )
+        error = cls.__new__(cls)
+        ThaloError.__init__(error, detail)
+        for name, value in problem.items():
+            if name in _PROBLEM_KEYS or not name.isidentifier():
+                continue
+            if name == "violations" and isinstance(value, list):
+                value = tuple(
+                    Violation(str(v.get("path", "")), str(v.get("message", "")))
+                    for v in value
+                    if isinstance(v, dict)
+                )
+            elif isinstance(value, list):
+                value = tuple(value)
+            setattr(error, name, value)
+        return error
 
 
 # --- usage -------------------------------------------------------------------
@@ -249,10 +335,13 @@ class InvalidStoreArgument(StoreError):
 
 
 class WrongExpectedVersion(StoreError):
-    """Optimistic concurrency: the stream is not at the version the writer expected."""
+    """Optimistic concurrency: the stream is not at the version the writer expected.
+
+    Over HTTP a stale ``If-Match`` (412 Precondition Failed).
+    """
 
     exit_code = 3
-    http_status = 409
+    http_status = 412
 
     def __init__(self, stream_name: str, expected: int, actual: int) -> None:
         actual_text = "the stream does not exist" if actual == -1 else f"stream version is {actual}"
@@ -292,11 +381,11 @@ class GuestTrap(GuestError):
 
 
 class GuestTimeout(GuestError):
-    http_status = 504
+    pass
 
 
 class GuestOutOfMemory(GuestError):
-    http_status = 507
+    pass
 
 
 # --- registry & runtime ------------------------------------------------------
@@ -337,14 +426,26 @@ class CommandFailed(ThaloError):
     exits as if it had run the command itself.
     """
 
-    def __init__(self, error: str, message: str, exit_code: int, http_status: int) -> None:
+    def __init__(
+        self,
+        error: str,
+        message: str,
+        exit_code: int,
+        http_status: int,
+        fields: Mapping[str, object] | None = None,
+    ) -> None:
         super().__init__(message)
         self.error = error
         self.exit_code = exit_code
         self.http_status = http_status
+        self.remote_fields = dict(fields or {})
 
-    def to_dict(self) -> dict[str, object]:
-        return {"error": self.error, "message": self.message}
+    @property
+    def code(self) -> str:
+        return self.error
+
+    def fields(self) -> dict[str, object]:
+        return dict(self.remote_fields)
 
 
 class CommandTimeout(ThaloError):
@@ -352,3 +453,94 @@ class CommandTimeout(ThaloError):
 
     exit_code = 5
     http_status = 504
+
+
+# --- HTTP --------------------------------------------------------------------
+
+
+class NotFound(UsageError):
+    """No such route or resource on the server."""
+
+    http_status = 404
+
+
+class Unauthorized(UsageError):
+    """The server needs a bearer token and got none, or an unknown one."""
+
+    http_status = 401
+
+
+class Forbidden(UsageError):
+    """The token is known but may not do this (another aggregate, or an admin route)."""
+
+    http_status = 403
+
+
+class RequestTimeout(UsageError):
+    """The request body did not arrive within the server's time limit."""
+
+    http_status = 408
+
+
+class PayloadTooLarge(UsageError):
+    """The request body is over the server's cap."""
+
+    http_status = 413
+
+
+class UnsupportedMediaType(UsageError):
+    """The request body has a content type the route does not take."""
+
+    http_status = 415
+
+
+class ServerError(ThaloError):
+    """The HTTP server failed unexpectedly (details are in its log, never in the reply)."""
+
+    exit_code = 5
+    http_status = 500
+
+
+class ServerUnavailable(ServerError):
+    """The server cannot be reached, or is shutting down."""
+
+    http_status = 503
+
+
+class Overloaded(ServerError):
+    """Too many commands are in flight on the server; retry after a moment."""
+
+    http_status = 429
+
+
+# Attributes every error has; ``fields`` leaves them out.
+_OWN = frozenset({"message", "exit_code", "http_status", "error", "remote_fields"})
+_PROBLEM_KEYS = frozenset({"type", "title", "status", "detail", "code", "exit_code", "instance"})
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if value is None or isinstance(value, str | int | float | bool | dict):
+        return value
+    return str(value)
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def _title(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", name).capitalize()
+
+
+def _error_classes() -> dict[str, type[ThaloError]]:
+    found: dict[str, type[ThaloError]] = {}
+    todo: list[type[ThaloError]] = [ThaloError]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo.extend(cls.__subclasses__())
+    return found

@@ -29,7 +29,7 @@ WORKER = textwrap.dedent(
                 sys.stdin.readline()  # start together
                 for _ in range(n):
                     await rt.execute("Counter", entity, "increment", {"amount": 1})
-                print(rt.conflicts, flush=True)
+                print(rt.stats.conflicts, flush=True)
 
     asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
     """
@@ -91,7 +91,7 @@ async def test_two_runtimes_in_one_process(rt_store: MessageStore) -> None:
                 await rt.execute("Counter", entity, "increment", {"amount": 1})
 
         await asyncio.gather(*(work(rt) for rt in runtimes))
-        assert sum(rt.conflicts for rt in runtimes) > 0
+        assert sum(rt.stats.conflicts for rt in runtimes) > 0
     finally:
         for rt in runtimes:
             await rt.close()
@@ -114,11 +114,11 @@ async def test_a_lost_race_rebuilds_then_catches_up(rt_store: MessageStore) -> N
             await other.execute("Counter", entity, "increment", {"amount": 1})
             await other.execute("Counter", entity, "increment", {"amount": 1})
             (event,) = await stale.execute("Counter", entity, "increment", {"amount": 1})
-            assert stale.conflicts == expected_conflicts
+            assert stale.stats.conflicts == expected_conflicts
             assert (event.position, event.data["count"]) == (count - 1, count)
         # Without further races the entity keeps deciding on the right state.
         (event,) = await stale.execute("Counter", entity, "increment", {"amount": 1})
-        assert (event.data["count"], stale.conflicts) == (8, 2)
+        assert (event.data["count"], stale.stats.conflicts) == (8, 2)
     finally:
         await stale.close()
         await other.close()

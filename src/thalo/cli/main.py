@@ -32,6 +32,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "execute": ("thalo.cli.commands", "execute"),
     "state": ("thalo.cli.commands", "state"),
     "run": ("thalo.cli.commands", "run"),
+    "serve": ("thalo.cli.serve", "serve"),
     "stream": ("thalo.cli.streams", "stream"),
     "category": ("thalo.cli.streams", "category"),
 }

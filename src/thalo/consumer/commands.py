@@ -99,6 +99,8 @@ class CommandConsumer:
                     "streamName": recorded.stream_name,
                     "position": recorded.position,
                     "count": recorded.count,
+                    "version": recorded.version,
+                    "duplicate": recorded.duplicate,
                 },
             )
         if answer.type == REPLY_FAILED:
@@ -118,6 +120,7 @@ class CommandConsumer:
                 "message": exc.message,
                 "exitCode": exc.exit_code,
                 "httpStatus": exc.http_status,
+                "fields": exc.fields(),
             },
         )
 

@@ -5,6 +5,7 @@ from thalo.core.message import Message as Message
 from thalo.core.message import NewMessage as NewMessage
 from thalo.core.message import RawMessage as RawMessage
 from thalo.core.message import new_message_id as new_message_id
+from thalo.core.state import EntityState as EntityState
 from thalo.core.stream_name import aggregate_category as aggregate_category
 from thalo.core.stream_name import cardinal_id as cardinal_id
 from thalo.core.stream_name import category as category
@@ -21,6 +22,7 @@ from thalo.core.stream_name import validate_category as validate_category
 from thalo.core.stream_name import validate_stream_name as validate_stream_name
 
 __all__ = [
+    "EntityState",
     "Message",
     "NewMessage",
     "RawMessage",

@@ -27,15 +27,18 @@ __all__ = [
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from thalo.core import (
+    EntityState,
     Message,
     NewMessage,
     RawMessage,
@@ -51,7 +54,10 @@ from thalo.errors import (
     CommandRejected,
     CommandTimeout,
     ConcurrencyExhausted,
+    DuplicateMessageId,
     GuestError,
+    GuestOutOfMemory,
+    GuestTimeout,
     PayloadInvalid,
     ThaloError,
     UnknownCommand,
@@ -60,6 +66,7 @@ from thalo.errors import (
 from thalo.registry import Registry
 from thalo.runtime.cache import EntityCache, HydratedEntity, StreamLocks
 from thalo.runtime.modules import LoadedModule, ModuleSet
+from thalo.runtime.stats import RuntimeStats
 from thalo.store import MessageStore
 from thalo.wasm._errors import (
     EntityLost,
@@ -81,28 +88,8 @@ REPLY_CATEGORY = "thaloReply"
 REPLY_SUCCEEDED = "CommandSucceeded"
 REPLY_FAILED = "CommandFailed"
 _T = TypeVar("_T")
+_SUBMIT_NAMESPACE = uuid.UUID("5f0c3a8e-2b1d-4e7a-9c1f-7d2b6a4e8c10")
 Progress = Callable[[int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class EntityState:
-    """An entity's state as its guest snapshots it, at stream ``version``."""
-
-    aggregate: str
-    entity_id: str
-    version: int
-    module_version: str
-    state: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form for ``--json`` and the HTTP API."""
-        return {
-            "aggregate": self.aggregate,
-            "id": self.entity_id,
-            "version": self.version,
-            "module_version": self.module_version,
-            "state": self.state,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +122,14 @@ class Recorded:
     """Where a command's events landed: ``count`` events from ``position`` of ``stream_name``.
 
     ``duplicate`` is true when the command id had been executed before and
-    nothing new was written.
+    nothing new was written. ``version`` is the stream version the command
+    left (what an HTTP ``ETag`` reports; -1 for a stream still empty).
     """
 
     stream_name: str
     position: int
     count: int
+    version: int
     duplicate: bool = False
 
 
@@ -184,7 +173,7 @@ class Runtime:
         self._locks = StreamLocks()
         self._executor = ThreadPoolExecutor(guest_threads, thread_name_prefix="thalo-guest")
         self._closed = False
-        self.conflicts = 0  # concurrency conflicts caught up and retried, for metrics
+        self.stats = RuntimeStats()
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -215,6 +204,7 @@ class Runtime:
         command_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         causation: Message | None = None,
+        expected_version: int | None = None,
     ) -> list[Message]:
         """Run ``command`` on entity ``entity_id``; return the events it recorded.
 
@@ -222,7 +212,9 @@ class Runtime:
         command stream. Raises ``UnknownAggregate``, ``UnknownCommand``,
         ``PayloadInvalid`` (the payload, or the events the guest returned),
         ``CommandRejected``, a ``GuestError`` (trap, timeout, memory) and
-        ``ConcurrencyExhausted``. Nothing is written unless the command succeeds.
+        ``ConcurrencyExhausted``, and ``WrongExpectedVersion`` when
+        ``expected_version`` is given and the stream is at another version (an
+        HTTP ``If-Match``). Nothing is written unless the command succeeds.
         The events are read back from the store (global positions, times); use
         :meth:`record` to skip that read.
         """
@@ -234,6 +226,7 @@ class Runtime:
             command_id=command_id,
             metadata=metadata,
             causation=causation,
+            expected_version=expected_version,
         )
         return await self._read_range(recorded.stream_name, recorded.position, recorded.count)
 
@@ -247,6 +240,7 @@ class Runtime:
         command_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         causation: Message | None = None,
+        expected_version: int | None = None,
     ) -> Recorded:
         """Like :meth:`execute`, but returns only where the events landed (no read back)."""
         body = dict(payload or {})
@@ -255,10 +249,19 @@ class Runtime:
         stream = entity_stream_name(module.name, entity_id)
         async with self._locks.hold(stream):
             entity = await self._entity(module, stream, entity_id)
+            stats = self.stats
+            caught_up = False
             for _attempt in range(self.max_retries + 1):
                 if command_id is not None and command_id in entity.commands:
                     first, count = entity.commands[command_id]
-                    return Recorded(stream, first, count, duplicate=True)
+                    return Recorded(stream, first, count, entity.version, duplicate=True)
+                if expected_version is not None and entity.version != expected_version:
+                    if entity.version < expected_version and not caught_up:
+                        # The cache may be behind writes made elsewhere: look once.
+                        entity = await self._catch_up(entity, entity_id)
+                        caught_up = True
+                        continue
+                    raise WrongExpectedVersion(stream, expected_version, entity.version)
                 # Usually one guest call decides and applies (``execute``); while the
                 # stream is contended, decide only and apply once the events are stored,
                 # so that losing a race costs a catch-up instead of a rebuild.
@@ -272,12 +275,13 @@ class Runtime:
                     entity = await self._entity(module, stream, entity_id)
                     continue
                 if not events:
-                    return Recorded(stream, entity.version + 1, 0)
+                    return Recorded(stream, entity.version + 1, 0, entity.version)
                 messages = self._messages(entity, events, command_id, metadata, causation)
+                started = perf_counter()
                 try:
                     last = await self.store.write_messages(stream, messages, entity.version)
                 except WrongExpectedVersion:
-                    self.conflicts += 1
+                    stats.conflicts += 1
                     if applied:  # the guest's state holds events that were not stored
                         entity = await self._rebuild(entity, entity_id)
                     else:
@@ -288,14 +292,15 @@ class Runtime:
                     if applied:  # stored or not, nobody can tell here: start afresh
                         self.cache.discard(stream)
                     raise
+                stats.store_writes.observe(perf_counter() - started)
                 first = last - len(messages) + 1
                 if not applied:
                     entity.contended -= 1
                     if not self._apply_written(entity, events):
-                        return Recorded(stream, first, len(messages))
+                        return Recorded(stream, first, len(messages), last)
                 self._recorded(entity, len(events), first, command_id)
                 await self._maybe_snapshot(entity)
-                return Recorded(stream, first, len(messages))
+                return Recorded(stream, first, len(messages), last)
             raise ConcurrencyExhausted(
                 f"{aggregate} {entity_id!r}: {command} lost the race for the stream "
                 f"{self.max_retries + 1} times; other writers keep changing it"
@@ -337,8 +342,9 @@ class Runtime:
             return []
         except GuestUnknownCommand:
             raise UnknownCommand(schema.name, command, tuple(schema.commands)) from None
-        except GuestError:  # a trap, a timeout, or EntityLost: this entity must be rebuilt
+        except GuestError as exc:  # a trap, a timeout, or EntityLost: this entity must be rebuilt
             self.cache.discard(entity.stream_name)
+            self._count_fault(exc)
             raise
         try:
             schema.validate_command_events(command, events)
@@ -406,7 +412,9 @@ class Runtime:
     async def _entity(self, module: LoadedModule, stream: str, entity_id: str) -> HydratedEntity:
         cached = self.cache.get(stream)
         if cached is not None and cached.module is module:
+            self.stats.cache_hits += 1
             return cached
+        self.stats.cache_misses += 1
         if cached is not None:  # an older module version: rebuild with the new one
             self.cache.discard(stream)
         entity = await self._hydrate(module, stream, entity_id)
@@ -417,6 +425,7 @@ class Runtime:
         """Drop ``entity``'s guest state and rebuild it from the store (snapshot + events)."""
         self.cache.discard(entity.stream_name)
         entity.wasm.close()  # idempotent; the cache may have dropped it already
+        self.stats.rebuilds += 1
         rebuilt = await self._hydrate(entity.module, entity.stream_name, entity_id)
         self.cache.put(rebuilt)
         return rebuilt
@@ -555,6 +564,7 @@ class Runtime:
         )
         await self.store.write_message(snapshot_stream_name(entity.module.name, entity_id), message)
         entity.since_snapshot = 0
+        self.stats.snapshots += 1
 
     # --- commands through the store ---------------------------------------------
 
@@ -573,20 +583,32 @@ class Runtime:
 
         The payload is validated first, so nothing invalid enters a command stream.
         With ``reply``, the runtime that executes it reports the outcome in a reply
-        stream (``wait`` reads it).
+        stream (``wait`` reads it). A ``command_id`` makes the submission
+        idempotent: the message id and reply stream derive from it, so submitting
+        it again writes nothing and returns the same reply stream (position -1).
         """
         body = dict(payload or {})
         module = await self.modules.current(aggregate)
         module.schema.validate_command(command, body)
         meta: dict[str, Any] = dict(metadata or {})
-        message_id = command_id or new_message_id()
-        meta[keys.COMMAND_ID] = message_id
-        reply_stream = stream_name(REPLY_CATEGORY, new_message_id()) if reply else None
+        stream = command_stream_name(module.name, entity_id)
+        if command_id is None:
+            message_id = new_message_id()
+            reply_id = new_message_id()
+        else:
+            message_id = _keyed_uuid(f"{stream}\n{command_id}")
+            reply_id = _keyed_uuid(f"reply\n{stream}\n{command_id}")
+        meta[keys.COMMAND_ID] = command_id or message_id
+        reply_stream = stream_name(REPLY_CATEGORY, reply_id) if reply else None
         if reply_stream is not None:
             meta[keys.REPLY_STREAM_NAME] = reply_stream
-        stream = command_stream_name(module.name, entity_id)
         message = NewMessage(type=command, data=body, metadata=meta, id=message_id)
-        position = await self.store.write_message(stream, message)
+        try:
+            position = await self.store.write_message(stream, message)
+        except DuplicateMessageId:
+            if command_id is None:
+                raise
+            position = -1  # submitted before: its outcome is in the same reply stream
         return Submitted(
             module.name, entity_id, command, message_id, stream, position, reply_stream
         )
@@ -601,28 +623,50 @@ class Runtime:
         """
         if submitted.reply_stream_name is None:
             raise ValueError("the command was submitted without a reply stream")
+        recorded = await self.outcome(
+            submitted.reply_stream_name, timeout=timeout, poll_interval=poll_interval
+        )
+        if recorded is None:
+            raise CommandTimeout(
+                f"no runtime executed {submitted.command} for {submitted.aggregate} "
+                f"{submitted.entity_id!r} within {timeout:g} s: is `thalo run` running "
+                f"on this store? (the command waits in {submitted.stream_name})"
+            )
+        return await self._read_range(recorded.stream_name, recorded.position, recorded.count)
+
+    async def outcome(
+        self, reply_stream_name: str, *, timeout: float = 0.0, poll_interval: float = 0.05
+    ) -> Recorded | None:
+        """Where a submitted command's events landed, read from its reply stream.
+
+        None while no runtime has answered within ``timeout`` seconds; raises
+        ``CommandFailed`` (carrying the remote error) when the command failed.
+        """
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            answer = await self.store.get_last_stream_message(submitted.reply_stream_name)
+            answer = await self.store.get_last_stream_message(reply_stream_name)
             if answer is not None:
                 break
             if asyncio.get_running_loop().time() >= deadline:
-                raise CommandTimeout(
-                    f"no runtime executed {submitted.command} for {submitted.aggregate} "
-                    f"{submitted.entity_id!r} within {timeout:g} s: is `thalo run` running "
-                    f"on this store? (the command waits in {submitted.stream_name})"
-                )
+                return None
             await asyncio.sleep(poll_interval)
         data = answer.data
         if answer.type == REPLY_FAILED:
+            fields = data.get("fields")
             raise CommandFailed(
                 str(data.get("error")),
                 str(data.get("message")),
                 int(data.get("exitCode", 2)),
                 int(data.get("httpStatus", 500)),
+                fields if isinstance(fields, dict) else None,
             )
-        return await self._read_range(
-            str(data["streamName"]), int(data["position"]), int(data["count"])
+        position, count = int(data["position"]), int(data["count"])
+        return Recorded(
+            str(data["streamName"]),
+            position,
+            count,
+            int(data.get("version", position + count - 1)),
+            bool(data.get("duplicate", False)),
         )
 
     # --- time travel -----------------------------------------------------------
@@ -667,11 +711,24 @@ class Runtime:
 
     # --- plumbing --------------------------------------------------------------
 
+    def _count_fault(self, exc: GuestError) -> None:
+        if isinstance(exc, GuestTimeout):
+            self.stats.guest_timeouts += 1
+        elif isinstance(exc, GuestOutOfMemory):
+            self.stats.guest_out_of_memory += 1
+        elif not isinstance(exc, EntityLost):
+            self.stats.guest_traps += 1
+
     async def _guest(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a long guest call (replays, restores) on a worker thread, keeping the loop
         free: wasmtime releases the GIL while inside, so two guests run at once."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
+
+
+def _keyed_uuid(key: str) -> str:
+    """A UUID determined by ``key`` (Message DB ids are UUIDs; command ids are any text)."""
+    return str(uuid.uuid5(_SUBMIT_NAMESPACE, key))
 
 
 def _apply_batch(batch: Sequence[RawMessage]) -> bytes:

@@ -1,0 +1,94 @@
+"""Starting the real `thalo serve` in a subprocess on a free loopback port, for tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+THALO = str(Path(sys.executable).with_name("thalo"))
+ADMIN_TOKEN = "test-admin-token"
+
+
+@dataclass
+class Served:
+    """A running server: its base URL, process and admin token."""
+
+    url: str
+    proc: subprocess.Popen[str]
+    admin_token: str
+    store_url: str
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> tuple[int, str]:
+        """Signal the server and wait for it: (exit code, its stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return self.proc.returncode, err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(
+    store_url: str,
+    *args: str,
+    admin_token: str | None = ADMIN_TOKEN,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    ready_timeout: float = 120,
+) -> Iterator[Served]:
+    """`thalo serve --store STORE_URL ARGS…` on a free port, stopped (SIGTERM) afterwards."""
+    port = free_port()
+    command = [THALO, "serve", "--port", str(port), "--store", store_url, *args]
+    if admin_token is not None:
+        command += ["--admin-token", admin_token]
+    proc = subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    served = Served(url, proc, admin_token or "", store_url)
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                raise AssertionError(f"thalo serve exited {proc.returncode}:\n{out}\n{err}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("thalo serve did not answer /healthz in time")
+            time.sleep(0.05)
+        yield served
+    finally:
+        served.stop()
