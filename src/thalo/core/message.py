@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ["Message", "NewMessage", "RawMessage", "new_message_id"]
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -64,6 +65,21 @@ class Message:
             "metadata": self.metadata,
             "time": self.time.isoformat(),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        """The inverse of ``to_dict`` (the HTTP client reads messages this way)."""
+        metadata = data.get("metadata")
+        return cls(
+            str(data["id"]),
+            str(data["stream_name"]),
+            str(data["type"]),
+            int(data["position"]),
+            int(data["global_position"]),
+            dict(data["data"]),
+            None if metadata is None else dict(metadata),
+            datetime.fromisoformat(str(data["time"])),
+        )
 
 
 class RawMessage(NamedTuple):
