@@ -388,6 +388,7 @@ class _Feed:
 
     def opened(self, response: httpx.Response) -> str | None:
         """``None`` when the response is an event stream; else a retryable reason, or raise."""
+        self.decoder.reset()  # what a lost connection left half-sent is not an event
         if response.status_code == 200:
             kind = response.headers.get("Content-Type", "")
             if kind.startswith("text/event-stream"):

@@ -55,6 +55,10 @@ class SSEDecoder:
             self.retry = int(value)
         return None
 
+    def reset(self) -> None:
+        """Discard a half-received event: the connection ended (the id and retry stay)."""
+        self._data, self._event = [], ""
+
     def _dispatch(self) -> ServerSentEvent | None:
         data, event = self._data, self._event
         self._data, self._event = [], ""
