@@ -1,3 +1,3 @@
 """Root conftest: the message-store fixtures every area may use (see docs/store.md)."""
 
-pytest_plugins = ["thalo.testing.pytest_plugin"]
+pytest_plugins = ["thalo.testing.pytest_plugin", "components"]

@@ -7,10 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,8 @@ class Served:
     proc: subprocess.Popen[str]
     admin_token: str
     store_url: str
+    log: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     @property
     def admin_headers(self) -> dict[str, str]:
@@ -36,12 +39,33 @@ class Served:
         """Signal the server and wait for it: (exit code, its stderr)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
+        if self.reader is not None:  # stderr is being read into ``log``
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.reader.join(10)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
+            return self.proc.returncode, "".join(self.log)
         try:
             _, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             _, err = self.proc.communicate()
         return self.proc.returncode, err
+
+
+def _drain(proc: subprocess.Popen[str], into: list[str]) -> threading.Thread:
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            into.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader
 
 
 def free_port() -> int:
@@ -59,9 +83,15 @@ def serving(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     ready_timeout: float = 120,
+    capture: bool = False,
+    port: int | None = None,
 ) -> Iterator[Served]:
-    """`thalo serve --store STORE_URL ARGS…` on a free port, stopped (SIGTERM) afterwards."""
-    port = free_port()
+    """`thalo serve --store STORE_URL ARGS…` on a free port, stopped (SIGTERM) afterwards.
+
+    With ``capture`` the server's log lines are read as they come into
+    ``Served.log`` (so the pipe never fills and blocks the server).
+    """
+    port = port or free_port()
     command = [THALO, "serve", "--port", str(port), "--store", store_url, *args]
     if admin_token is not None:
         command += ["--admin-token", admin_token]
@@ -69,12 +99,14 @@ def serving(
         command,
         env={**os.environ, **(env or {})},
         cwd=cwd,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL if capture else subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
     served = Served(url, proc, admin_token or "", store_url)
+    if capture:
+        served.reader = _drain(proc, served.log)
     try:
         deadline = time.monotonic() + ready_timeout
         while True:

@@ -1,92 +1,22 @@
-"""Fixtures for runtime, registry and end-to-end tests: built example components, stores.
+"""Fixtures for runtime and registry tests: stores (each backend) with the test modules published.
 
-Components are built once per run with the real componentize-py (cached by
-content hash across runs) and compiled once (cached by content hash).
+The built components and template stores come from tests/components.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from helpers import CHAOS, EXAMPLES, LIAR, bumped_copy, fresh_database
 
-from thalo.cli.build import build_project
+# Re-exported for tests/client/conftest.py, which loads this module by path.
+from components import Built, built, counter_v2, published_postgres, published_sqlite  # noqa: F401
+
 from thalo.runtime import Runtime
 from thalo.store import MessageStore, open_store
-
-
-@dataclass(frozen=True)
-class Built:
-    """A built aggregate project: its ESDL text and component bytes."""
-
-    name: str
-    schema_text: str
-    wasm: bytes
-    wasm_path: Path
-    schema_path: Path
-
-
-def _build(project: Path, out: Path) -> Built:
-    result = build_project(project, out / f"{project.name}.wasm")
-    schema_path = next(project.glob("*.esdl"))
-    return Built(
-        result.name,
-        schema_path.read_text("utf-8"),
-        result.path.read_bytes(),
-        result.path,
-        schema_path,
-    )
-
-
-@pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
-    """The three examples and the test guests, keyed by aggregate name."""
-    out = tmp_path_factory.mktemp("built")
-    projects = [EXAMPLES / "counter", EXAMPLES / "bank_account", EXAMPLES / "todos", CHAOS, LIAR]
-    modules = [_build(p, out) for p in projects]
-    return {m.name: m for m in modules}
-
-
-@pytest.fixture(scope="session")
-def counter_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """The counter example rebuilt as version 0.2.0."""
-    out = tmp_path_factory.mktemp("counter-v2")
-    return _build(bumped_copy(EXAMPLES / "counter", out / "counter", "0.2.0"), out)
-
-
-async def _publish_all(url: str, built: dict[str, Built]) -> None:
-    from thalo.registry import Registry
-
-    async with open_store(url) as store:
-        registry = Registry(store)
-        for module in built.values():
-            await registry.publish(module.schema_text, module.wasm)
-
-
-@pytest.fixture(scope="session")
-def published_sqlite(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Built]) -> Path:
-    """An SQLite store file with every test module published: tests copy it."""
-    path = tmp_path_factory.mktemp("published") / "template.db"
-    asyncio.run(_publish_all(f"sqlite:///{path.as_posix()}", built))
-    return path
-
-
-@pytest.fixture(scope="session")
-def published_postgres(postgres_url: str, built: dict[str, Built]) -> Iterator[str]:
-    """A Message DB database of this session's own with every test module published.
-
-    Fresh, so that guests changed since an earlier run publish as 0.1.0 again
-    (the registry rightly refuses other bytes under a published version).
-    """
-    with fresh_database(postgres_url) as url:
-        asyncio.run(_publish_all(url, built))
-        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import Built
+from components import Built
 from helpers import fresh_database
 
 from thalo.errors import (

@@ -579,12 +579,17 @@ def _endpoint(template: str, handler: Handler, service: Service) -> Callable[[Re
         metrics.request_seconds.labels(template).observe(elapsed)
         if log.isEnabledFor(logging.INFO):
             labels = getattr(request.state, "labels", ("", ""))
+            what = (
+                f" {labels[0]}.{labels[1]}" if labels[1] else (f" {labels[0]}" if labels[0] else "")
+            )
             log.info(
-                "%s %s %d %.2fms",
+                "%s %s %d %.2fms%s%s",
                 request.method,
                 template,
                 status,
                 elapsed * 1000,
+                what,
+                f" {code}" if code else "",
                 extra={
                     "event": "request",
                     "method": request.method,
