@@ -1,40 +1,25 @@
-"""Fixtures for the client tests: the runtime tests' built components, and a real server.
+"""Fixtures for the client tests: a real ``thalo serve`` over a store with the test modules.
 
-The ``built`` and ``published_sqlite`` fixtures are the runtime tests' own,
-loaded from tests/runtime/conftest.py under a name of their own (a
-non-root conftest may not use ``pytest_plugins``). Builds are cached by content
-hash, so reusing them here costs little.
+The built components and the published template store (``built``,
+``counter_v2``, ``published_sqlite``) come from tests/components.py, which the
+root conftest registers for every area.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-from client_support import drain, store_copy
 from serving import Served, serving
 
 from thalo.client import Client
 
 
-def _load_runtime_conftest() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "runtime" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("thalo_tests_runtime_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_runtime = _load_runtime_conftest()
-built = _runtime.built
-counter_v2 = _runtime.counter_v2
-published_sqlite = _runtime.published_sqlite
+def _copy(template: Path, target: Path) -> str:
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target.as_posix()}"
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +28,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, published_sqlite: Path) -> 
 
     Tests share it, so each uses entity ids of its own (``helpers.unique``).
     """
-    url = store_copy(published_sqlite, tmp_path_factory.mktemp("served") / "store.db")
-    with serving(url) as served:
-        drain(served)
+    url = _copy(published_sqlite, tmp_path_factory.mktemp("served") / "store.db")
+    with serving(url, capture=True) as served:
         yield served
 
 
@@ -58,7 +42,4 @@ def client(server: Served) -> Iterator[Client]:
 @pytest.fixture
 def private_store(tmp_path: Path, published_sqlite: Path) -> str:
     """A store of this test's own (for tests that start their own servers)."""
-    return store_copy(published_sqlite, tmp_path / "store.db")
-
-
-__all__ = ["built", "counter_v2", "published_sqlite"]
+    return _copy(published_sqlite, tmp_path / "store.db")

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from client_support import drain
 from helpers import unique
 from serving import Served, free_port, serving
 
@@ -82,8 +81,7 @@ async def test_submit_and_wait(aclient: AsyncClient) -> None:
 
 
 async def test_wait_times_out_without_a_runner(private_store: str) -> None:
-    with serving(private_store, "--no-runner") as server:
-        drain(server)
+    with serving(private_store, "--no-runner", capture=True) as server:
         async with AsyncClient(server.url) as client:
             submission = await client.submit("Counter", unique("c"), "increment", {"amount": 1})
             with pytest.raises(CommandTimeout):
@@ -130,8 +128,7 @@ async def test_subscribe_follows_live(aclient: AsyncClient) -> None:
 
 async def test_publish_needs_the_admin_token(private_store: str, built: dict[str, Any]) -> None:
     counter = built["Counter"]
-    with serving(private_store) as server:
-        drain(server)
+    with serving(private_store, capture=True) as server:
         async with AsyncClient(server.url) as anonymous:
             with pytest.raises((Unauthorized, Forbidden)):
                 await anonymous.publish(counter.schema_text, counter.wasm)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_support import drain, serving_on
 from helpers import unique
 from serving import ADMIN_TOKEN, Served, free_port, serving
 
@@ -158,7 +157,10 @@ def test_submit_then_wait_for_the_runner(client: Client) -> None:
 
 
 def test_wait_raises_command_timeout_when_no_runner_answers(private_store: str) -> None:
-    with serving(private_store, "--no-runner") as server, Client(server.url) as client:
+    with (
+        serving(private_store, "--no-runner", capture=True) as server,
+        Client(server.url) as client,
+    ):
         submission = client.submit("Counter", unique("c"), "increment", {"amount": 1})
         started = time.monotonic()
         with pytest.raises(CommandTimeout) as timed_out:
@@ -338,28 +340,26 @@ def test_subscribe_resumes_across_a_server_restart(private_store: str) -> None:
     entity = unique("c")
     port = free_port()
     got: queue.Queue[Message | BaseException] = queue.Queue()
-    stop = threading.Event()
 
     def consume(client: Client) -> None:
         try:
-            for m in client.subscribe(f"counter-{entity}", give_up_after=120):
-                got.put(m)
-                if stop.is_set():
-                    return
+            feed = client.subscribe(f"counter-{entity}", give_up_after=120)
+            for _ in range(4):
+                got.put(next(feed))
+            feed.close()
         except BaseException as exc:  # handed to the test thread
             got.put(exc)
 
     with Client(f"http://127.0.0.1:{port}") as client:
-        with serving_on(private_store, port):
+        with serving(private_store, port=port, capture=True):
             increments(client, entity, 1, 1)
             reader = threading.Thread(target=consume, args=(client,), daemon=True)
             reader.start()
             before = [got.get(timeout=30), got.get(timeout=30)]
         time.sleep(1.0)  # the reader meets a refused connection a few times
         assert got.empty()
-        with serving_on(private_store, port):
+        with serving(private_store, port=port, capture=True):
             increments(client, entity, 1, 1)
-            stop.set()
             after = [got.get(timeout=60), got.get(timeout=60)]
         reader.join(timeout=30)
     messages = [*before, *after]
@@ -393,8 +393,7 @@ def test_modules_lists_what_is_published(client: Client) -> None:
 
 
 def test_publish_needs_the_admin_token(private_store: str, counter_v2: Any) -> None:
-    with serving(private_store) as server:
-        drain(server)
+    with serving(private_store, capture=True) as server:
         for token in (None, "wrong"):
             with Client(server.url, token) as stranger, pytest.raises((Unauthorized, Forbidden)):
                 stranger.publish(counter_v2.schema_text, counter_v2.wasm)
@@ -411,7 +410,7 @@ def test_publish_needs_the_admin_token(private_store: str, counter_v2: Any) -> N
 
 
 def test_publish_without_an_admin_token_configured_is_refused(private_store: str) -> None:
-    with serving(private_store, admin_token=None) as server:
+    with serving(private_store, admin_token=None, capture=True) as server:
         client = Client(server.url, "x")
         with client, pytest.raises((Forbidden, Unauthorized)):
             client.publish('version = "9.0.0"', b"\0asm")
@@ -473,8 +472,7 @@ def test_a_bad_url_is_a_usage_error() -> None:
 def test_the_token_is_sent_as_a_bearer_and_never_shown(private_store: str, tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("# clients\nreader-secret-0123456789 Counter\n")
-    with serving(private_store, "--token-file", str(tokens)) as server:
-        drain(server)
+    with serving(private_store, "--token-file", str(tokens), capture=True) as server:
         with Client(server.url) as anonymous, pytest.raises(Unauthorized):
             anonymous.state("Counter", "c-1")
         with Client(server.url, "reader-secret-0123456789") as reader:
