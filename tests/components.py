@@ -58,7 +58,7 @@ def counter_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return _build(bumped_copy(EXAMPLES / "counter", out / "counter", "0.2.0"), out)
 
 
-async def _publish_all(url: str, built: dict[str, Built]) -> None:
+async def publish_all(url: str, built: dict[str, Built]) -> None:
     from thalo.registry import Registry
 
     async with open_store(url) as store:
@@ -71,7 +71,7 @@ async def _publish_all(url: str, built: dict[str, Built]) -> None:
 def published_sqlite(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Built]) -> Path:
     """An SQLite store file with every test module published: tests copy it."""
     path = tmp_path_factory.mktemp("published") / "template.db"
-    asyncio.run(_publish_all(f"sqlite:///{path.as_posix()}", built))
+    asyncio.run(publish_all(f"sqlite:///{path.as_posix()}", built))
     return path
 
 
@@ -83,5 +83,5 @@ def published_postgres(postgres_url: str, built: dict[str, Built]) -> Iterator[s
     (the registry rightly refuses other bytes under a published version).
     """
     with fresh_database(postgres_url) as url:
-        asyncio.run(_publish_all(url, built))
+        asyncio.run(publish_all(url, built))
         yield url

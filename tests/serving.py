@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -124,3 +126,38 @@ def serving(
         yield served
     finally:
         served.stop()
+
+
+# --- requests -----------------------------------------------------------------------
+
+JSON = {"Content-Type": "application/json"}
+
+
+def post(
+    http: httpx.Client,
+    aggregate: str,
+    entity: str,
+    command: str,
+    payload: Any = None,
+    headers: dict[str, str] | None = None,
+    **named: str,
+) -> httpx.Response:
+    """POST a command; ``Idempotency_Key="k"`` etc. become headers (``_`` → ``-``)."""
+    body = b"" if payload is None else json.dumps(payload).encode()
+    hdrs = {**JSON, **(headers or {}), **{k.replace("_", "-"): v for k, v in named.items()}}
+    return http.post(
+        f"/aggregates/{aggregate}/{entity}/commands/{command}", content=body, headers=hdrs
+    )
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status and thalo code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"].startswith("urn:thalo:problem:")
+    assert body["title"] and body["detail"]
+    assert "Traceback" not in response.text
+    return body

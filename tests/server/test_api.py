@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -10,40 +9,9 @@ from typing import Any
 import httpx
 import pytest
 from helpers import unique
-from serving import Served
+from serving import JSON, Served, post, problem
 
 pytestmark = pytest.mark.wasm
-JSON = {"Content-Type": "application/json"}
-
-
-def post(
-    http: httpx.Client,
-    aggregate: str,
-    entity: str,
-    command: str,
-    payload: Any = None,
-    **headers: str,
-) -> httpx.Response:
-    body = b"" if payload is None else json.dumps(payload).encode()
-    hdrs = {**JSON, **{k.replace("_", "-"): v for k, v in headers.items()}}
-    return http.post(
-        f"/aggregates/{aggregate}/{entity}/commands/{command}", content=body, headers=hdrs
-    )
-
-
-def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is an RFC 9457 problem with this status and thalo code."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"].startswith("urn:thalo:problem:")
-    assert body["title"] and body["detail"]
-    assert "Traceback" not in response.text
-    return body
-
-
 # --- commands ------------------------------------------------------------------------
 
 

@@ -64,6 +64,13 @@ def _size(text: str, option: str) -> int:
 @click.option("--cache-size", type=click.IntRange(1), default=10_000, show_default=True)
 @click.option("--snapshot-every", type=click.IntRange(0), default=100, show_default=True)
 @click.option(
+    "--body-timeout",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a request body may take to arrive (slow clients get 408).",
+)
+@click.option(
     "--shutdown-timeout",
     type=float,
     default=30.0,
@@ -86,6 +93,7 @@ def serve(
     group_size: int | None,
     cache_size: int,
     snapshot_every: int,
+    body_timeout: float,
     shutdown_timeout: float,
 ) -> None:
     """Serve the HTTP API: commands, entities, streams (SSE), modules, metrics, OpenAPI.
@@ -118,6 +126,7 @@ def serve(
         group_size=group_size,
         cache_size=cache_size,
         snapshot_every=snapshot_every,
+        body_timeout=body_timeout,
         shutdown_timeout=shutdown_timeout,
     )
     run_server(config)

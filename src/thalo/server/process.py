@@ -9,7 +9,9 @@ from __future__ import annotations
 
 __all__ = ["JsonFormatter", "configure_logging", "serve"]
 
+import asyncio
 import logging
+import socket
 import sys
 from datetime import UTC, datetime
 from types import FrameType
@@ -55,6 +57,53 @@ def configure_logging(log_format: str) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
+HEADER_TIMEOUT = 10.0  # seconds a client gets to send a request's headers
+
+
+def _guarded_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol, closing connections whose headers never complete.
+
+    uvicorn bounds idle keep-alive time but not a request's headers, so a client
+    trickling header bytes (slowloris) would keep its connection forever.
+    """
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedProtocol(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(HEADER_TIMEOUT, self._headers_too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm()  # the first bytes of the next request on a kept-alive connection
+            super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+    return GuardedProtocol
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, telling the service first when a stop signal arrives."""
 
@@ -62,9 +111,12 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._service = service
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        import asyncio
+    async def _serve(self, sockets: list[socket.socket] | None = None) -> None:
+        await super()._serve(sockets)
+        # A graceful stop is a clean exit (status 0): uvicorn would re-raise the signal.
+        self._captured_signals.clear()
 
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -79,17 +131,11 @@ def serve(config: ServerConfig) -> None:
     configure_logging(config.log_format)
     service = Service(config)
     app = create_app(config, service)
-    try:
-        import httptools  # noqa: F401
-
-        http = "httptools"
-    except ImportError:  # pragma: no cover - httptools is a dependency
-        http = "h11"
     uv_config = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
-        http=http,
+        http=_guarded_protocol(),
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -98,6 +144,7 @@ def serve(config: ServerConfig) -> None:
         timeout_graceful_shutdown=int(config.shutdown_timeout),
         backlog=2048,
     )
+    asyncio.run(_check_store(config.store_url))  # a clear error (exit 5) before binding
     logging.getLogger("thalo.server").info(
         "thalo serve on http://%s:%d (store %s)",
         config.host,
@@ -105,9 +152,20 @@ def serve(config: ServerConfig) -> None:
         _redacted(config.store_url),
         extra={"event": "start", "host": config.host, "port": config.port},
     )
-    _Server(uv_config, service).run()
-    if service.start_error is not None:  # e.g. the store is unreachable: exit with its code
-        raise service.start_error
+    try:
+        _Server(uv_config, service).run()
+    except SystemExit:
+        if service.start_error is not None:  # the store went away since: exit with its code
+            raise service.start_error from None
+        raise
+
+
+async def _check_store(url: str) -> None:
+    """Open the store once: an unreachable or uninitialized store fails here, plainly."""
+    from thalo.store import open_store
+
+    async with open_store(url):
+        pass
 
 
 def _redacted(url: str) -> str:
