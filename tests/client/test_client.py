@@ -464,9 +464,12 @@ def test_an_error_that_is_not_a_problem_is_a_server_error() -> None:
     assert type(failed.value) is ServerError
 
 
-def test_a_bad_url_is_a_usage_error() -> None:
+def test_a_bad_url_or_token_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         Client("localhost:4433")
+    with pytest.raises(UsageError) as bad:
+        Client("http://127.0.0.1:1", "sécret-token")
+    assert "sécret" not in bad.value.message
 
 
 def test_the_token_is_sent_as_a_bearer_and_never_shown(private_store: str, tmp_path: Path) -> None:

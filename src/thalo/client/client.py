@@ -142,12 +142,15 @@ def _segment(value: str) -> str:
 
 
 def _seconds(value: float) -> str:
+    """Seconds as a short decimal for a query parameter (``?wait=2.5``)."""
     return f"{max(value, 0.0):.3f}".rstrip("0").rstrip(".")
 
 
-def _ascii_header(name: str, value: str) -> str:
+def _ascii_header(name: str, value: str, *, secret: bool = False) -> str:
+    """``value`` if it can travel in an HTTP header; a secret is never echoed in the error."""
     if not value.isascii():
-        raise UsageError(f"{name} must be ASCII text, got {value!r}")
+        shown = "" if secret else f", got {value!r}"
+        raise UsageError(f"{name} must be ASCII text{shown}")
     return value
 
 
@@ -162,7 +165,9 @@ class _Api:
         self.timeout = timeout
         self._headers = {"Accept": "application/json", "User-Agent": "thalo-client"}
         if token:
-            self._headers["Authorization"] = f"Bearer {_ascii_header('the token', token)}"
+            self._headers["Authorization"] = (
+                f"Bearer {_ascii_header('the token', token, secret=True)}"
+            )
 
     def __repr__(self) -> str:  # never shows the token
         return f"{type(self).__name__}({self.url!r})"
