@@ -8,6 +8,7 @@ status it maps to, so the interfaces never guess.
     ├── UsageError                    2 / 400   bad arguments, unknown names
     │   ├── UnknownAggregate          2 / 404
     │   ├── UnknownCommand            2 / 404
+    │   ├── IdempotencyKeyReused      2 / 422   a command id reused for another command
     │   ├── NotFound                  2 / 404   no such HTTP route or resource
     │   ├── Unauthorized              2 / 401   a token is needed (HTTP)
     │   ├── Forbidden                 2 / 403   the token may not do this (HTTP)
@@ -65,6 +66,7 @@ __all__ = [
     "GuestOutOfMemory",
     "GuestTimeout",
     "GuestTrap",
+    "IdempotencyKeyReused",
     "InvalidMessage",
     "InvalidModule",
     "InvalidStoreArgument",
@@ -456,6 +458,25 @@ class CommandTimeout(ThaloError):
 
 
 # --- HTTP --------------------------------------------------------------------
+
+
+class IdempotencyKeyReused(UsageError):
+    """A command id already used for another command of the entity (nothing ran)."""
+
+    http_status = 422
+
+    def __init__(
+        self, command_id: str, stream_name: str, command: str, event_types: list[str]
+    ) -> None:
+        super().__init__(
+            f"command id {command_id!r} was used before on {stream_name} for another command: "
+            f"it recorded {', '.join(event_types)}, which {command} does not record; "
+            "use a new id (Idempotency-Key) for a new command"
+        )
+        self.command_id = command_id
+        self.stream_name = stream_name
+        self.command = command
+        self.event_types = tuple(event_types)
 
 
 class NotFound(UsageError):

@@ -53,6 +53,18 @@ def test_an_idempotency_key_never_executes_twice(http: httpx.Client) -> None:
     assert stream[1]["metadata"]["thaloCommandId"] == "dep-1"
 
 
+def test_an_idempotency_key_reused_for_another_command_is_refused(http: httpx.Client) -> None:
+    entity = unique("acc")
+    post(http, "BankAccount", entity, "open_account", {"initial_balance": 9})
+    post(http, "BankAccount", entity, "deposit_funds", {"amount": 1}, Idempotency_Key="k-9")
+    reused = post(
+        http, "BankAccount", entity, "withdraw_funds", {"amount": 1}, Idempotency_Key="k-9"
+    )
+    body = problem(reused, 422, "IdempotencyKeyReused")
+    assert body["event_types"] == ["DepositedFunds"] and body["command_id"] == "k-9"
+    assert len(http.get(f"/streams/bankAccount-{entity}").json()["messages"]) == 2
+
+
 def test_if_match_guards_the_stream_version(http: httpx.Client) -> None:
     entity = unique("acc")
     # "-1": the entity must not exist yet

@@ -30,7 +30,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -58,6 +58,7 @@ from thalo.errors import (
     GuestError,
     GuestOutOfMemory,
     GuestTimeout,
+    IdempotencyKeyReused,
     PayloadInvalid,
     ThaloError,
     UnknownCommand,
@@ -124,6 +125,7 @@ class Recorded:
     ``duplicate`` is true when the command id had been executed before and
     nothing new was written. ``version`` is the stream version the command
     left (what an HTTP ``ETag`` reports; -1 for a stream still empty).
+    ``events`` are the recorded messages when they were read back.
     """
 
     stream_name: str
@@ -131,6 +133,7 @@ class Recorded:
     count: int
     version: int
     duplicate: bool = False
+    events: tuple[Message, ...] = ()
 
 
 class Runtime:
@@ -227,8 +230,9 @@ class Runtime:
             metadata=metadata,
             causation=causation,
             expected_version=expected_version,
+            read_back=True,
         )
-        return await self._read_range(recorded.stream_name, recorded.position, recorded.count)
+        return list(recorded.events)
 
     async def record(
         self,
@@ -241,8 +245,51 @@ class Runtime:
         metadata: Mapping[str, Any] | None = None,
         causation: Message | None = None,
         expected_version: int | None = None,
+        read_back: bool = False,
     ) -> Recorded:
-        """Like :meth:`execute`, but returns only where the events landed (no read back)."""
+        """Like :meth:`execute`, but returns where the events landed; with ``read_back``
+        also the recorded messages.
+
+        A repeated ``command_id`` answers the first execution's events; when those
+        cannot be this command's (their types are not among its events), the id
+        was reused for another command: ``IdempotencyKeyReused``.
+        """
+        recorded = await self._record(
+            aggregate,
+            entity_id,
+            command,
+            payload,
+            command_id=command_id,
+            metadata=metadata,
+            causation=causation,
+            expected_version=expected_version,
+        )
+        if not read_back or recorded.count == 0:
+            return recorded
+        events = await self._read_range(recorded.stream_name, recorded.position, recorded.count)
+        if recorded.duplicate:
+            module = await self.modules.current(aggregate)
+            spec = module.schema.commands.get(command)
+            allowed = {e.name for e in spec.events} if spec is not None else set()
+            strangers = sorted({m.type for m in events} - allowed)
+            if strangers:
+                raise IdempotencyKeyReused(
+                    str(command_id), recorded.stream_name, command, strangers
+                )
+        return replace(recorded, events=tuple(events))
+
+    async def _record(
+        self,
+        aggregate: str,
+        entity_id: str,
+        command: str,
+        payload: Mapping[str, Any] | None,
+        *,
+        command_id: str | None,
+        metadata: Mapping[str, Any] | None,
+        causation: Message | None,
+        expected_version: int | None,
+    ) -> Recorded:
         body = dict(payload or {})
         module = await self.modules.current(aggregate)
         module.schema.validate_command(command, body)

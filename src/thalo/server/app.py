@@ -248,11 +248,11 @@ async def command(request: Request, service: Service) -> Response:
             command_id=key,
             metadata=metadata,
             expected_version=expected,
+            read_back=True,
         )
-        events = await _read_range(service, recorded.stream_name, recorded.position, recorded.count)
         if recorded.count and not recorded.duplicate:
             service.notify()
-        return _result(aggregate, entity_id, name, recorded.stream_name, recorded, events)
+        return _result(aggregate, entity_id, name, recorded)
     except ThaloError as exc:
         outcome = exc.code
         raise
@@ -268,22 +268,15 @@ async def _read_range(service: Service, stream: str, first: int, count: int) -> 
     return await service.store.get_stream_messages(stream, first, count)
 
 
-def _result(
-    aggregate: str,
-    entity_id: str,
-    command_name: str,
-    stream: str,
-    recorded: Recorded,
-    events: list[Message],
-) -> Response:
+def _result(aggregate: str, entity_id: str, command_name: str, recorded: Recorded) -> Response:
     body = {
         "aggregate": aggregate,
         "id": entity_id,
         "command": command_name,
-        "stream_name": stream,
+        "stream_name": recorded.stream_name,
         "version": recorded.version,
         "duplicate": recorded.duplicate,
-        "events": [m.to_dict() for m in events],
+        "events": [m.to_dict() for m in recorded.events],
     }
     return _json(body, 200, {"ETag": f'"{recorded.version}"'})
 

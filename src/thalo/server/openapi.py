@@ -279,8 +279,13 @@ def _fixed_schemas() -> dict[str, Any]:
                 "command": _string(),
                 "message_id": _string(format="uuid"),
                 "stream_name": _string(description="The command stream it was written to."),
-                "position": _integer(minimum=0),
+                "position": _integer(
+                    minimum=-1,
+                    description="Its position in the command stream; -1 when the same "
+                    "Idempotency-Key was submitted before (nothing new was written).",
+                ),
                 "reply_stream_name": _string(),
+                "location": _string(description="Where to wait for the outcome."),
             },
             title="CommandSubmission",
             description="An async command written to its command stream for a runner.",
@@ -416,17 +421,17 @@ def _parameters() -> dict[str, Any]:
             "Idempotency-Key",
             "The command id: a repeated key returns the events the first execution recorded "
             '(`"duplicate": true`); the command never runs twice.',
-            _string(minLength=1, maxLength=255),
+            _string(minLength=1, maxLength=255, pattern="^[\\x21-\\x7e][\\x20-\\x7e]*$"),
         ),
         "IfMatch": header(
             "If-Match",
             'The stream version the caller expects (`"-1"`: no events yet); stale → 412.',
-            _string(examples=['"7"', '"-1"']),
+            _string(examples=['"7"', '"-1"'], pattern='^(W/)?"-?[0-9]{1,18}"$'),
         ),
         "LastEventId": header(
             "Last-Event-ID",
             "Server-Sent Events: resume right after this id (overrides `position`).",
-            _string(),
+            _string(pattern="^[0-9]{1,18}$"),
         ),
         "ModuleName": path("name", "The aggregate name."),
         "ReplyId": path("reply_id", "The reply id from the 202 `Location`."),
@@ -441,7 +446,12 @@ def _parameters() -> dict[str, Any]:
         "ThaloMetadata": header(
             "Thalo-Metadata",
             "A JSON object merged into each event's metadata.",
-            _string(contentMediaType=_JSON, contentSchema={"type": "object"}),
+            _string(
+                contentMediaType=_JSON,
+                contentSchema={"type": "object"},
+                pattern="^\\{.*\\}$",
+                examples=['{"userId": "u-7"}'],
+            ),
         ),
         "Wait": query(
             "wait",
