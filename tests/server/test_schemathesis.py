@@ -53,6 +53,7 @@ def test_schemathesis_finds_no_server_error_and_no_broken_response(
             capture_output=True,
             text=True,
             timeout=600,
+            cwd=tmp_path,  # st keeps a .schemathesis/ folder in its working directory
         )
         tested = run.stdout
     assert run.returncode == 0, tested[-6000:] + run.stderr[-2000:]
