@@ -1,4 +1,8 @@
-"""``thalo execute`` and ``thalo state``: run commands, and look at an entity at any point."""
+"""``thalo execute`` and ``thalo state``: run commands, and look at an entity at any point.
+
+Both work on the local store or, with ``--url``, through a ``thalo serve``;
+the output is the same either way.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import click
 import orjson
 
 from thalo.cli.output import console, print_json
-from thalo.cli.session import run_with_runtime
+from thalo.cli.session import connect, run_with_runtime, server_options
 from thalo.cli.streams import print_messages
 from thalo.errors import UsageError
 
@@ -47,6 +51,7 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait with --async."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the recorded events as JSON.")
+@server_options
 def execute(
     aggregate: str,
     entity_id: str,
@@ -57,14 +62,29 @@ def execute(
     via_store: bool,
     timeout: float,
     as_json: bool,
+    url: str | None,
+    token: str | None,
 ) -> None:
     """Run COMMAND with PAYLOAD (JSON) on entity ENTITY_ID of AGGREGATE; print its events.
 
     Exit codes: 1 refused by the aggregate, 2 bad input, 3 unresolved
-    concurrency conflict, 4 the guest failed, 5 store unreachable.
+    concurrency conflict, 4 the guest failed, 5 store (or server) unreachable.
     """
     body = _json_object(payload, "the payload")
     meta = _json_object(metadata, "--metadata") if metadata else None
+    if url:
+        with connect(url, token) as client:
+            if via_store:
+                submission = client.submit(
+                    aggregate, entity_id, command, body, command_id=command_id, metadata=meta
+                )
+                result = client.wait(submission, timeout=timeout)
+            else:
+                result = client.execute(
+                    aggregate, entity_id, command, body, command_id=command_id, metadata=meta
+                )
+        _print_events(aggregate, entity_id, command, result.events, as_json)
+        return
 
     async def go(runtime: Runtime) -> list[Message]:
         if via_store:
@@ -76,7 +96,12 @@ def execute(
             aggregate, entity_id, command, body, command_id=command_id, metadata=meta
         )
 
-    events = run_with_runtime(go)
+    _print_events(aggregate, entity_id, command, run_with_runtime(go), as_json)
+
+
+def _print_events(
+    aggregate: str, entity_id: str, command: str, events: list[Message], as_json: bool
+) -> None:
     if as_json:
         print_json([m.to_dict() for m in events])
     elif not events:
@@ -91,8 +116,15 @@ def execute(
 @click.option("--at", "at_position", type=int, help="State after the event at this position.")
 @click.option("--at-time", "at_time", help="State as of this time (ISO 8601).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@server_options
 def state(
-    aggregate: str, entity_id: str, at_position: int | None, at_time: str | None, as_json: bool
+    aggregate: str,
+    entity_id: str,
+    at_position: int | None,
+    at_time: str | None,
+    as_json: bool,
+    url: str | None,
+    token: str | None,
 ) -> None:
     """Show an entity's state: now, after a stream position, or as of a time."""
     if at_position is not None and at_time is not None:
@@ -117,7 +149,11 @@ def state(
                 progress=lambda n: bar.advance(task, n),
             )
 
-    result = run_with_runtime(go)
+    if url:
+        with connect(url, token) as client:
+            result = client.state(aggregate, entity_id, at_position=at_position, at_time=moment)
+    else:
+        result = run_with_runtime(go)
     if as_json:
         print_json(result.to_dict())
         return

@@ -1,17 +1,22 @@
-"""``thalo publish`` and ``thalo modules``: the registry of aggregate modules."""
+"""``thalo publish`` and ``thalo modules``: the registry of aggregate modules.
+
+With ``--url`` both go through a ``thalo serve`` (publishing builds locally and
+uploads, with the admin token); the output is the same either way.
+"""
 
 from __future__ import annotations
 
 __all__ = ["modules", "publish"]
 
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
 from thalo.cli.output import console, print_json
-from thalo.cli.session import run_with_store
+from thalo.cli.session import connect, run_with_store, server_options
 from thalo.errors import UsageError
 
 if TYPE_CHECKING:
@@ -45,11 +50,13 @@ def _inputs(paths: tuple[Path, ...]) -> tuple[str, bytes, str]:
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the published record as JSON.")
-def publish(paths: tuple[Path, ...], as_json: bool) -> None:
+@server_options
+def publish(paths: tuple[Path, ...], as_json: bool, url: str | None, token: str | None) -> None:
     """Publish an aggregate: a project directory (built first) or SCHEMA.esdl MODULE.wasm.
 
     The module's version comes from its ESDL and must be greater than every
-    published version of that aggregate.
+    published version of that aggregate. With --url the server publishes it
+    (give its admin token with --token).
     """
     schema_text, wasm, filename = _inputs(paths)
 
@@ -59,21 +66,26 @@ def publish(paths: tuple[Path, ...], as_json: bool) -> None:
         return await Registry(store).publish(schema_text, wasm, filename=filename)
 
     with console.status("publishing (first compile of a component takes a few seconds)…"):
-        record = run_with_store(go)
+        if url:
+            with connect(url, token) as client:
+                published = client.publish(schema_text, wasm)
+        else:
+            published = run_with_store(go).to_dict()
     if as_json:
-        print_json(record.to_dict())
+        print_json(published)
         return
     console.print(
-        f"published [bold]{record.name} {record.version}[/] "
-        f"({record.size / 1e6:.1f} MB, sha256 {record.sha256[:12]}…): "
-        f"commands {', '.join(record.schema.commands)}"
+        f"published [bold]{published['name']} {published['version']}[/] "
+        f"({published['size'] / 1e6:.1f} MB, sha256 {published['sha256'][:12]}…): "
+        f"commands {', '.join(published['commands'])}"
     )
 
 
 @click.command()
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def modules(name: str | None, as_json: bool) -> None:
+@server_options
+def modules(name: str | None, as_json: bool, url: str | None, token: str | None) -> None:
     """List published modules (every version, or those of NAME)."""
 
     async def go(store: MessageStore) -> list[ModuleRecord]:
@@ -81,9 +93,14 @@ def modules(name: str | None, as_json: bool) -> None:
 
         return await Registry(store).modules(name)
 
-    records = run_with_store(go)
+    records: list[dict[str, Any]]
+    if url:
+        with connect(url, token) as client:
+            records = client.modules(name)
+    else:
+        records = [r.to_dict() for r in run_with_store(go)]
     if as_json:
-        print_json([r.to_dict() for r in records])
+        print_json(records)
         return
     if not records:
         console.print("no modules published" + (f" for {name}" if name else ""))
@@ -93,11 +110,11 @@ def modules(name: str | None, as_json: bool) -> None:
         table.add_column(column)
     for r in records:
         table.add_row(
-            r.name,
-            r.version,
-            ", ".join(r.schema.commands),
-            f"{r.size / 1e6:.1f} MB",
-            r.sha256[:12],
-            r.published_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r["name"],
+            r["version"],
+            ", ".join(r["commands"]),
+            f"{r['size'] / 1e6:.1f} MB",
+            r["sha256"][:12],
+            datetime.fromisoformat(r["published_at"]).strftime("%Y-%m-%d %H:%M:%S"),
         )
     console.print(table)

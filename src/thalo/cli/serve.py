@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from thalo.cli.session import store_url
 from thalo.errors import UsageError
 
 _SIZES = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2}
@@ -111,7 +112,7 @@ def serve(
     if admin_token is not None and len(admin_token) < 16:
         raise UsageError("--admin-token must be at least 16 characters")
     config = ServerConfig(
-        store_url=store or click.get_current_context().find_root().obj.store_url,
+        store_url=store or store_url(),
         host=host,
         port=port,
         admin_token=admin_token or None,

@@ -1,23 +1,30 @@
-"""Running one CLI command's async work against the store (and the runtime) it names."""
+"""Running one CLI command's work: against the store (and runtime) it names, or a server.
+
+Commands that read or write take ``--url`` (env ``THALO_URL``): then they talk
+to a ``thalo serve`` through ``thalo.client`` and open no store at all.
+"""
 
 from __future__ import annotations
 
-__all__ = ["run_with_runtime", "run_with_store"]
+__all__ = ["connect", "run_with_runtime", "run_with_store", "server_options", "store_url"]
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
+    from thalo.client import Client
     from thalo.runtime import Runtime
     from thalo.store import MessageStore
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _store_url() -> str:
+def store_url() -> str:
+    """The store the global ``--store`` (or ``THALO_STORE``, or the default) names."""
     settings = click.get_current_context().find_root().obj
     url: str = settings.store_url
     return url
@@ -28,7 +35,7 @@ def run_with_store(work: Callable[[MessageStore], Awaitable[T]]) -> T:
     from thalo.store import open_store
 
     async def go() -> T:
-        async with open_store(_store_url()) as store:
+        async with open_store(store_url()) as store:
             return await work(store)
 
     return asyncio.run(go())
@@ -43,3 +50,33 @@ def run_with_runtime(work: Callable[[Runtime], Awaitable[T]], **options: object)
             return await work(runtime)
 
     return run_with_store(with_runtime)
+
+
+def server_options(command: F) -> F:
+    """Add ``--url`` and ``--token``: talk to a ``thalo serve`` instead of opening a store.
+
+    The command receives them as ``url`` and ``token`` (``None`` when not given).
+    """
+    command = click.option(
+        "--token",
+        envvar="THALO_TOKEN",
+        metavar="TOKEN",
+        default=None,
+        show_envvar=True,
+        help="Bearer token for --url (the admin token for publish).",
+    )(command)
+    return click.option(
+        "--url",
+        envvar="THALO_URL",
+        metavar="URL",
+        default=None,
+        show_envvar=True,
+        help="Send this to a `thalo serve` at URL instead of opening --store.",
+    )(command)
+
+
+def connect(url: str, token: str | None) -> Client:
+    """A client for the server at ``url`` (imported here: ``thalo --help`` stays fast)."""
+    from thalo.client import Client
+
+    return Client(url, token)

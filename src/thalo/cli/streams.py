@@ -1,4 +1,8 @@
-"""``thalo stream`` and ``thalo category``: read what the store recorded."""
+"""``thalo stream`` and ``thalo category``: read what the store recorded.
+
+With ``--url`` they read through a ``thalo serve`` instead (``--follow`` then
+rides its Server-Sent Events); the output is the same either way.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import orjson
 from rich.table import Table
 
 from thalo.cli.output import console, print_json
-from thalo.cli.session import run_with_store
+from thalo.cli.session import connect, run_with_store, server_options
 
 if TYPE_CHECKING:
     from thalo.core import Message
@@ -45,13 +49,20 @@ def print_messages(messages: Sequence[Message], *, title: str | None = None) -> 
 @click.option("--from", "position", type=int, default=0, show_default=True, help="First position.")
 @click.option("--limit", type=int, default=1000, show_default=True, help="At most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def stream(stream_name: str, position: int, limit: int, as_json: bool) -> None:
+@server_options
+def stream(
+    stream_name: str, position: int, limit: int, as_json: bool, url: str | None, token: str | None
+) -> None:
     """Show the messages of one stream (e.g. counter-c1)."""
 
     async def read(store: MessageStore) -> list[Message]:
         return await store.get_stream_messages(stream_name, position, limit)
 
-    messages = run_with_store(read)
+    if url:
+        with connect(url, token) as client:
+            messages = client.stream(stream_name, position, limit)
+    else:
+        messages = run_with_store(read)
     if as_json:
         print_json([m.to_dict() for m in messages])
     elif not messages:
@@ -67,10 +78,22 @@ def stream(stream_name: str, position: int, limit: int, as_json: bool) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new messages as they arrive.")
 @click.option("--poll", type=float, default=0.2, show_default=True, help="Seconds between polls.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per line with -f).")
+@server_options
 def category(
-    category_name: str, position: int, limit: int, follow: bool, poll: float, as_json: bool
+    category_name: str,
+    position: int,
+    limit: int,
+    follow: bool,
+    poll: float,
+    as_json: bool,
+    url: str | None,
+    token: str | None,
 ) -> None:
-    """Show the messages of a category (e.g. counter), optionally following it."""
+    """Show the messages of a category (e.g. counter), optionally following it.
+
+    With --url, --follow listens to the server's event stream (no polling) and
+    resumes by itself after a dropped connection.
+    """
 
     async def read(store: MessageStore) -> list[Message]:
         if not follow:
@@ -89,7 +112,14 @@ def category(
                 await asyncio.sleep(poll)
 
     try:
-        messages = run_with_store(read)
+        if not url:
+            messages = run_with_store(read)
+        elif follow:
+            _follow_remote(url, token, category_name, position, as_json)
+            return
+        else:
+            with connect(url, token) as client:
+                messages = client.category(category_name, position, limit)
     except KeyboardInterrupt:
         return
     if as_json:
@@ -98,3 +128,19 @@ def category(
         console.print(f"category {category_name} has no messages from position {position}")
     else:
         print_messages(messages, title=category_name)
+
+
+def _follow_remote(
+    url: str, token: str | None, category_name: str, position: int, as_json: bool
+) -> None:
+    """``category --follow --url``: print each message of the server's event stream."""
+    with connect(url, token) as client:
+        feed = client.subscribe(category_name, position=position, category=True)
+        try:
+            for m in feed:
+                if as_json:
+                    click.echo(orjson.dumps(m.to_dict()).decode())
+                else:
+                    print_messages([m])
+        finally:
+            feed.close()
