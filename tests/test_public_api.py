@@ -16,6 +16,8 @@ PACKAGES = [
     "thalo.registry",
     "thalo.runtime",
     "thalo.consumer",
+    "thalo.server",
+    "thalo.client",
     "thalo.sdk",
 ]
 

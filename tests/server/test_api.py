@@ -207,6 +207,22 @@ def test_async_commands_go_through_the_runner_and_are_idempotent(http: httpx.Cli
 # --- entities, streams, categories ----------------------------------------------------
 
 
+def test_ids_may_hold_slashes_and_other_odd_characters(http: httpx.Client) -> None:
+    from urllib.parse import quote
+
+    entity = unique("a/b:c+d")
+    path = quote(entity, safe="")
+    done = http.post(
+        f"/aggregates/Counter/{path}/commands/increment", content=b'{"amount": 2}', headers=JSON
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["id"] == entity
+    assert done.json()["events"][0]["stream_name"] == f"counter-{entity}"
+    assert http.get(f"/aggregates/Counter/{path}").json()["state"]["count"] == 2
+    stream = http.get(f"/streams/{quote('counter-' + entity, safe='')}").json()
+    assert [m["data"]["amount"] for m in stream["messages"]] == [2]
+
+
 def test_state_now_and_back_in_time(http: httpx.Client) -> None:
     entity = unique("acc")
     post(http, "BankAccount", entity, "open_account", {"initial_balance": 1})
@@ -309,7 +325,7 @@ def test_modules_are_listed_with_schema_and_exports(http: httpx.Client) -> None:
         "WithdrewFunds",
         "ClosedAccount",
     }
-    problem(http.get("/modules/Nope"), 404, "NotFound")
+    problem(http.get("/modules/Nope"), 404, "ModuleNotFound")
 
 
 # --- operations --------------------------------------------------------------------------

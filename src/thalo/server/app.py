@@ -31,6 +31,7 @@ from thalo.core import Message, get_id, stream_name
 from thalo.errors import (
     CommandFailed,
     Forbidden,
+    ModuleNotFound,
     NotFound,
     Overloaded,
     PayloadTooLarge,
@@ -84,9 +85,9 @@ def _access(request: Request, config: ServerConfig, *, admin: bool) -> Access:
                 "publishing over HTTP is disabled: start thalo serve with --admin-token "
                 "(or THALO_ADMIN_TOKEN)"
             )
-        if token is None:
+        if token is None or config.tokens.access(token) is None:
             raise Unauthorized("this route needs the admin token (Authorization: Bearer …)")
-        raise Forbidden("this route needs the admin token")
+        raise Forbidden("this route needs the admin token, not a client token")
     if not config.tokens.required:
         return Access()
     if token is None:
@@ -502,7 +503,7 @@ async def module(request: Request, service: Service) -> Response:
     name = request.path_params["name"]
     records = await service.runtime.registry.modules(name)
     if not records:
-        raise NotFound(f"no module named {name!r} is published")
+        raise ModuleNotFound(f"no module named {name!r} is published")
     latest = records[-1].schema
     return _json(
         {
@@ -602,10 +603,11 @@ def _endpoint(template: str, handler: Handler, service: Service) -> Callable[[Re
 
 
 ROUTES: list[tuple[str, Handler, list[str]]] = [
-    ("/aggregates/{aggregate}/{id}/commands/{command}", command, ["POST"]),
-    ("/aggregates/{aggregate}/{id}", entity_state, ["GET"]),
+    # Entity ids and stream names may hold "/" (sent as %2F): the path converter takes it.
+    ("/aggregates/{aggregate}/{id:path}/commands/{command}", command, ["POST"]),
+    ("/aggregates/{aggregate}/{id:path}", entity_state, ["GET"]),
     ("/replies/{reply_id}", reply, ["GET"]),
-    ("/streams/{name}", stream, ["GET"]),
+    ("/streams/{name:path}", stream, ["GET"]),
     ("/categories/{category}", category_route, ["GET"]),
     ("/modules", publish, ["POST"]),
     ("/modules", modules, ["GET"]),
@@ -660,7 +662,7 @@ def create_app(config: ServerConfig, service: Service | None = None) -> Starlett
             )
         )
     routes = [
-        Route(path, _endpoint(path, handler, service), methods=methods)
+        Route(path, _endpoint(path.replace(":path", ""), handler, service), methods=methods)
         for path, handler, methods in ROUTES
     ]
     app = Starlette(
