@@ -12,9 +12,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-# Re-exported for tests/client/conftest.py, which loads this module by path.
-from components import Built, built, counter_v2, published_postgres, published_sqlite  # noqa: F401
-
 from thalo.runtime import Runtime
 from thalo.store import MessageStore, open_store
 
