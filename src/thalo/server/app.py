@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from thalo.core import Message, get_id, stream_name
 from thalo.errors import (
@@ -259,8 +259,7 @@ async def command(request: Request, service: Service) -> Response:
         raise
     finally:
         service.inflight -= 1
-        service.metrics.commands.labels(aggregate, outcome).inc()
-        service.metrics.command_seconds.labels(aggregate).observe(time.perf_counter() - started)
+        service.metrics.command_done(aggregate, outcome, time.perf_counter() - started)
 
 
 async def _read_range(service: Service, stream: str, first: int, count: int) -> list[Message]:
@@ -552,6 +551,8 @@ async def docs(request: Request, service: Service) -> Response:
 def _endpoint(template: str, handler: Handler, service: Service) -> Callable[[Request], Any]:
     """Wrap a route: problems for errors, one log line and metrics per request."""
     metrics = service.metrics
+    latency = metrics.request_seconds.labels(template)
+    counted: dict[tuple[str, int], Any] = {}  # prometheus children, looked up once
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -569,8 +570,13 @@ def _endpoint(template: str, handler: Handler, service: Service) -> Callable[[Re
             response = problem_response(error)
         elapsed = time.perf_counter() - started
         status = response.status_code
-        metrics.requests.labels(template, request.method, str(status)).inc()
-        metrics.request_seconds.labels(template).observe(elapsed)
+        counter = counted.get((request.method, status))
+        if counter is None:
+            counter = counted[request.method, status] = metrics.requests.labels(
+                template, request.method, str(status)
+            )
+        counter.inc()
+        latency.observe(elapsed)
         if log.isEnabledFor(logging.INFO):
             labels = getattr(request.state, "labels", ("", ""))
             what = (
@@ -672,4 +678,31 @@ def create_app(config: ServerConfig, service: Service | None = None) -> Starlett
         exception_handlers={HTTPException: http_error},
     )
     app.state.service = service
+    if not middleware:
+        app.add_middleware(_CommandsFirst, route=routes[0])
     return app
+
+
+class _CommandsFirst:
+    """Sends ``POST …/commands/…`` straight to its endpoint, past Starlette's middleware
+    and router (the endpoint handles every error itself); all else goes the usual way.
+
+    Commands are the hot path: this saves ~30 µs of the ~800 µs a command costs
+    the server. Not used with CORS, whose middleware must see every request.
+    """
+
+    def __init__(self, app: Any, route: Route) -> None:
+        self.app = app
+        self.route = route
+        self.endpoint: Callable[[Request], Awaitable[Response]] = route.endpoint
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match, child = self.route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                request = Request(scope, receive, send)
+                response = await self.endpoint(request)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

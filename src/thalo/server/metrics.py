@@ -66,6 +66,20 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._commands: dict[tuple[str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
+
+    def command_done(self, aggregate: str, outcome: str, seconds: float) -> None:
+        """Count one command and its latency (label children are looked up once)."""
+        key = (aggregate, outcome)
+        counter = self._commands.get(key)
+        if counter is None:
+            counter = self._commands[key] = self.commands.labels(aggregate, outcome)
+        counter.inc()
+        latency = self._latencies.get(aggregate)
+        if latency is None:
+            latency = self._latencies[aggregate] = self.command_seconds.labels(aggregate)
+        latency.observe(seconds)
 
     def watch(self, runtime: Runtime, service: Any) -> None:
         """Expose ``runtime``'s own counters (and the service's in-flight gauge) too."""
