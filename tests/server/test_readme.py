@@ -1,0 +1,55 @@
+"""The README's "Run it as a service" section works as written (on a free port)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from serving import free_port
+
+pytestmark = pytest.mark.wasm
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def service_section() -> tuple[str, str]:
+    """The section's bash block and Python block."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Run it as a service", 1)[1].split("\n## ", 1)[0]
+    [bash] = re.findall(r"```bash\n(.*?)```", section, re.S)
+    [python] = re.findall(r"```python\n(.*?)```", section, re.S)
+    return bash, python
+
+
+def test_the_readme_service_section_runs_as_written(published_sqlite: Path, tmp_path: Path) -> None:
+    bash, python = service_section()
+    port = str(free_port())
+    bash, python = bash.replace("4433", port), python.replace("4433", port)
+    # the state the README's first command leaves: Counter published in ./.thalo/thalo.db
+    (tmp_path / ".thalo").mkdir()
+    shutil.copyfile(published_sqlite, tmp_path / ".thalo" / "thalo.db")
+    (tmp_path / "client.py").write_text(python)
+    script = bash.replace("thalo serve &", f"thalo serve --port {port} &", 1)
+    script += f"\n{sys.executable} client.py\nkill %1\nwait\n"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("THALO_STORE", None)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert '"status":"ready"' in out
+    assert '"type":"Incremented"' in out and '"amount":5' in out
+    assert '"state":{"count":5' in out  # the curl GET after the first increment
+    assert '"type": "Decremented"' in out  # thalo execute --url … --json
+    assert "2 [{'amount': 1, 'count': 4" in out  # the Python client: version 2, count 5 - 2 + 1
+    assert "{'count': 4" in out
