@@ -144,7 +144,7 @@ def test_a_store_outage_is_503_with_retry_after(postgres_url: str, built: Any) -
         asyncio.run(publish_all(url, {"Counter": built["Counter"]}))
         with serving(url, capture=True) as served, httpx.Client(base_url=served.url) as http:
             assert post(http, "Counter", "out-1", "increment", {"amount": 1}).status_code == 200
-            name = url.rsplit("/", 1)[1]
+            name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
             with psycopg.connect(postgres_url, autocommit=True) as connection:
                 connection.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
                 connection.execute(
