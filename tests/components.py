@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import CHAOS, EXAMPLES, LIAR, bumped_copy, fresh_database
+from helpers import CHAOS, EXAMPLES, LIAR, ROGUE, bumped_copy, fresh_database
 
 from thalo.cli.build import build_project
 from thalo.store import open_store
@@ -46,7 +46,14 @@ def _build(project: Path, out: Path) -> Built:
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     """The three examples and the test guests, keyed by aggregate name."""
     out = tmp_path_factory.mktemp("built")
-    projects = [EXAMPLES / "counter", EXAMPLES / "bank_account", EXAMPLES / "todos", CHAOS, LIAR]
+    projects = [
+        EXAMPLES / "counter",
+        EXAMPLES / "bank_account",
+        EXAMPLES / "todos",
+        CHAOS,
+        LIAR,
+        ROGUE,
+    ]
     modules = [_build(p, out) for p in projects]
     return {m.name: m for m in modules}
 

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 CHAOS = ROOT / "tests" / "wasm" / "guests" / "chaos"
 LIAR = ROOT / "tests" / "runtime" / "guests" / "liar"
+ROGUE = ROOT / "tests" / "runtime" / "guests" / "rogue"
 
 
 def unique(prefix: str = "e") -> str:

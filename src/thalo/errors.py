@@ -32,6 +32,7 @@ status it maps to, so the interfaces never guess.
     │   ├── BuildError                2 / 400   componentize-py or project config failed
     │   └── GuestError                4 / 500   the guest failed at run time
     │       ├── GuestTrap             4 / 500
+    │       ├── GuestOutputInvalid    4 / 500   output the host cannot use (not stored)
     │       ├── GuestTimeout          4 / 500
     │       └── GuestOutOfMemory      4 / 500
     ├── RegistryError                 2 / 400
@@ -64,6 +65,7 @@ __all__ = [
     "Forbidden",
     "GuestError",
     "GuestOutOfMemory",
+    "GuestOutputInvalid",
     "GuestTimeout",
     "GuestTrap",
     "IdempotencyKeyReused",
@@ -380,6 +382,18 @@ class GuestError(WasmError):
 
 class GuestTrap(GuestError):
     pass
+
+
+class GuestOutputInvalid(GuestError):
+    """The guest returned what the host cannot use: undecodable or misshapen JSON, events
+    that break the schema, a snapshot that is not JSON. The guest's fault (exit 4), never
+    the caller's; nothing of it is stored.
+    """
+
+    def __init__(self, message: str, violations: tuple[Violation, ...] = ()) -> None:
+        lines = "".join(f"\n  {v}" for v in violations)
+        super().__init__(message + lines)
+        self.violations = violations
 
 
 class GuestTimeout(GuestError):

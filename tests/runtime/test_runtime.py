@@ -11,6 +11,7 @@ from thalo.core import NewMessage
 from thalo.core import metadata as keys
 from thalo.errors import (
     CommandRejected,
+    GuestOutputInvalid,
     GuestTimeout,
     GuestTrap,
     PayloadInvalid,
@@ -88,7 +89,7 @@ async def test_bank_account_rules_hold_end_to_end(runtime: Runtime) -> None:
 
 async def test_guest_events_that_break_the_schema_are_not_written(runtime: Runtime) -> None:
     x = unique("x")
-    with pytest.raises(PayloadInvalid, match=r"returned for 'lie'(.|\n)*\$\[0\]\.data\.count"):
+    with pytest.raises(GuestOutputInvalid, match=r"returned for 'lie'(.|\n)*\$\[0\]\.data\.count"):
         await runtime.execute("Liar", x, "lie", {"count": 1})
     assert await runtime.store.stream_version(f"liar-{x}") is None
     # The guest had applied the refused event (one call decides and applies):

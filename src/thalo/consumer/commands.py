@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from thalo.consumer.consumer import Consumer, Handler, idle
 from thalo.core import Message, NewMessage, command_stream_name, get_id
 from thalo.core import metadata as keys
-from thalo.errors import StoreError, ThaloError, UnknownAggregate
+from thalo.errors import StoreError, ThaloError, UnknownAggregate, WrongExpectedVersion
 from thalo.runtime import REPLY_FAILED, REPLY_SUCCEEDED, Runtime
 
 log = logging.getLogger("thalo.consumer")
@@ -109,7 +109,12 @@ class CommandConsumer:
                 "%s %s: %s failed: %s", aggregate, entity_id, message.type, answer.data["message"]
             )
         if isinstance(reply_to, str):
-            await self.runtime.store.write_message(reply_to, answer)
+            try:
+                # Expected version -1: one reply per command, even when a replacement
+                # runner delivers the command again after a crash.
+                await self.runtime.store.write_message(reply_to, answer, expected_version=-1)
+            except WrongExpectedVersion:
+                log.info("%s: already answered (a redelivered command)", reply_to)
 
     @staticmethod
     def _failure(exc: ThaloError) -> NewMessage:

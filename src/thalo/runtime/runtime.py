@@ -57,11 +57,13 @@ from thalo.errors import (
     DuplicateMessageId,
     GuestError,
     GuestOutOfMemory,
+    GuestOutputInvalid,
     GuestTimeout,
     IdempotencyKeyReused,
     PayloadInvalid,
     ThaloError,
     UnknownCommand,
+    UsageError,
     WrongExpectedVersion,
 )
 from thalo.registry import Registry
@@ -71,6 +73,7 @@ from thalo.runtime.stats import RuntimeStats
 from thalo.store import MessageStore
 from thalo.wasm._errors import (
     EntityLost,
+    GuestAnswer,
     GuestDecodeFailed,
     GuestIgnored,
     GuestRejected,
@@ -177,6 +180,9 @@ class Runtime:
         self._executor = ThreadPoolExecutor(guest_threads, thread_name_prefix="thalo-guest")
         self._closed = False
         self.stats = RuntimeStats()
+        self._bad_snapshots: set[str] = set()  # ids of snapshots that failed to restore
+        # (stream, module version) whose guest failed to snapshot: not asked again
+        self._no_snapshots: set[tuple[str, str]] = set()
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -389,19 +395,37 @@ class Runtime:
             return []
         except GuestUnknownCommand:
             raise UnknownCommand(schema.name, command, tuple(schema.commands)) from None
+        except GuestDecodeFailed as exc:
+            # The host could not read the guest's answer (or the guest the host's
+            # request); ``execute`` may have applied events that will never be stored.
+            self.cache.discard(entity.stream_name)
+            self.stats.guest_invalid_output += 1
+            raise GuestOutputInvalid(
+                f"{schema.name} {entity.module.version} answered {command!r} with output the "
+                f"host cannot decode: {exc.detail or exc}"
+            ) from None
         except GuestError as exc:  # a trap, a timeout, or EntityLost: this entity must be rebuilt
             self.cache.discard(entity.stream_name)
             self._count_fault(exc)
             raise
         try:
+            _check_shapes(events)
             schema.validate_command_events(command, events)
-        except PayloadInvalid as exc:
+        except (GuestOutputInvalid, PayloadInvalid) as exc:
             if apply:  # the guest applied events that will never be stored
                 self.cache.discard(entity.stream_name)
-            raise PayloadInvalid(
-                f"the events {schema.name} {entity.module.version} returned for {command!r}",
-                exc.violations,
+            self.stats.guest_invalid_output += 1
+            violations = exc.violations if isinstance(exc, PayloadInvalid) else ()
+            detail = exc.message if isinstance(exc, GuestOutputInvalid) else "break the schema:"
+            raise GuestOutputInvalid(
+                f"the events {schema.name} {entity.module.version} returned for {command!r} "
+                f"{detail}",
+                violations,
             ) from None
+        except BaseException:
+            if apply:  # whatever failed, the guest's state is not the store's: start afresh
+                self.cache.discard(entity.stream_name)
+            raise
         return events
 
     def _messages(
@@ -527,11 +551,23 @@ class Runtime:
             version = int(data["version"])
             if before is not None and version > before:
                 continue
+            if message.id in self._bad_snapshots:
+                return None
             try:
                 wasm = await self._guest(
                     module.wasm.restore, entity_id, orjson.dumps(data["state"]).decode()
                 )
-            except GuestDecodeFailed:
+            except (GuestError, GuestAnswer) as exc:
+                # Whatever went wrong (a decode error, a trap, a loop), replay instead,
+                # and never try this snapshot again in this runtime.
+                self._bad_snapshots.add(message.id)
+                self.stats.restore_failures += 1
+                log.warning(
+                    "%s: snapshot at version %d not restored (%s); replaying instead",
+                    stream,
+                    version,
+                    exc,
+                )
                 return None
             commands = data.get("commands") or {}
             entity = HydratedEntity(stream, module, wasm, version=version)
@@ -592,13 +628,39 @@ class Runtime:
                     await reading
 
     async def _maybe_snapshot(self, entity: HydratedEntity) -> None:
-        if self.snapshot_every <= 0 or entity.since_snapshot < self.snapshot_every:
+        """Snapshot when one is due. Never fails: the command's events are stored already.
+
+        A guest that cannot snapshot (it raises, loops, or returns no JSON) is not
+        asked again for this entity and module version; a store error is only
+        logged (the next due snapshot tries again).
+        """
+        if (
+            self.snapshot_every <= 0
+            or entity.since_snapshot < self.snapshot_every
+            or (entity.stream_name, entity.module.version) in self._no_snapshots
+        ):
             return
-        await self.write_snapshot(entity)
+        try:
+            await self.write_snapshot(entity)
+        except (GuestError, GuestAnswer) as exc:
+            self._no_snapshots.add((entity.stream_name, entity.module.version))
+            self.stats.snapshot_failures += 1
+            log.warning(
+                "%s: snapshot failed (%s); no more snapshots of it with %s %s",
+                entity.stream_name,
+                exc,
+                entity.module.name,
+                entity.module.version,
+            )
+            if not entity.wasm.alive:  # a trap or timeout took its instance: rebuild later
+                self.cache.discard(entity.stream_name)
+        except ThaloError as exc:
+            self.stats.snapshot_failures += 1
+            log.warning("%s: snapshot not written (%s)", entity.stream_name, exc)
 
     async def write_snapshot(self, entity: HydratedEntity) -> None:
         """Record the entity's state at its version in its snapshot stream."""
-        state = orjson.loads(await self._guest(entity.wasm.snapshot))
+        state = _snapshot_json(await self._guest(entity.wasm.snapshot), entity)
         entity_id = entity.stream_name.partition("-")[2]
         message = NewMessage(
             type=SNAPSHOT_TYPE,
@@ -674,10 +736,16 @@ class Runtime:
             submitted.reply_stream_name, timeout=timeout, poll_interval=poll_interval
         )
         if recorded is None:
+            where = (
+                f"at position {submitted.position}"
+                if submitted.position >= 0
+                else "(submitted before with this command id)"
+            )
             raise CommandTimeout(
                 f"no runtime executed {submitted.command} for {submitted.aggregate} "
-                f"{submitted.entity_id!r} within {timeout:g} s: is `thalo run` running "
-                f"on this store? (the command waits in {submitted.stream_name})"
+                f"{submitted.entity_id!r} within {timeout:g} s. It is queued in "
+                f"{submitted.stream_name} {where} and will run when a `thalo run` or "
+                "`thalo serve` consumes that stream; nothing is lost by waiting"
             )
         return await self._read_range(recorded.stream_name, recorded.position, recorded.count)
 
@@ -751,7 +819,12 @@ class Runtime:
             progress=progress,
         )
         try:
-            state = orjson.loads(await self._guest(entity.wasm.snapshot))
+            if at_position is not None and entity.version < at_position:
+                where = (
+                    "has no events" if entity.version < 0 else f"ends at position {entity.version}"
+                )
+                raise UsageError(f"{stream} {where}: there is no position {at_position}")
+            state = _snapshot_json(await self._guest(entity.wasm.snapshot), entity)
         finally:
             entity.wasm.close()
         return EntityState(module.name, entity_id, entity.version, module.version, state)
@@ -771,6 +844,31 @@ class Runtime:
         free: wasmtime releases the GIL while inside, so two guests run at once."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
+
+
+def _check_shapes(events: Sequence[tuple[Any, Any]]) -> None:
+    """Each event a guest returned is a type name and a JSON object, or GuestOutputInvalid."""
+    for index, (event_type, data) in enumerate(events):
+        if type(event_type) is not str:
+            raise GuestOutputInvalid(
+                f"are misshapen: event {index}'s type is a {type(event_type).__name__}, "
+                "not a string"
+            )
+        if type(data) is not dict:
+            raise GuestOutputInvalid(
+                f"are misshapen: event {index}'s data is a {type(data).__name__}, not an object"
+            )
+
+
+def _snapshot_json(text: str, entity: HydratedEntity) -> Any:
+    """The guest's snapshot text as JSON, or GuestOutputInvalid."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise GuestOutputInvalid(
+            f"{entity.module.name} {entity.module.version} returned a snapshot of "
+            f"{entity.stream_name} that is not JSON: {exc}"
+        ) from None
 
 
 def _keyed_uuid(key: str) -> str:

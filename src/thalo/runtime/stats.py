@@ -53,5 +53,8 @@ class RuntimeStats:
     guest_traps: int = 0
     guest_timeouts: int = 0
     guest_out_of_memory: int = 0
+    guest_invalid_output: int = 0
     snapshots: int = 0
+    snapshot_failures: int = 0
+    restore_failures: int = 0
     store_writes: LatencyHistogram = field(default_factory=LatencyHistogram)

@@ -118,6 +118,16 @@ class _RuntimeCollector(Collector):
                 stats.conflicts,
             ),
             ("thalo_snapshots", "Snapshots written.", stats.snapshots),
+            (
+                "thalo_snapshot_failures",
+                "Snapshots the guest or the store failed to write (the commands succeeded).",
+                stats.snapshot_failures,
+            ),
+            (
+                "thalo_snapshot_restore_failures",
+                "Snapshots that could not be restored (the entity was replayed instead).",
+                stats.restore_failures,
+            ),
         ]
         for name, doc, value in counters:
             yield CounterMetricFamily(name, doc, value=value)
@@ -127,6 +137,7 @@ class _RuntimeCollector(Collector):
         faults.add_metric(["trap"], stats.guest_traps)
         faults.add_metric(["timeout"], stats.guest_timeouts)
         faults.add_metric(["out_of_memory"], stats.guest_out_of_memory)
+        faults.add_metric(["invalid_output"], stats.guest_invalid_output)
         yield faults
         writes = stats.store_writes
         buckets = [(_le(bound), float(n)) for bound, n in writes.cumulative()]
