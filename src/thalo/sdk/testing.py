@@ -8,13 +8,17 @@
         assert test.state.count == 3
 
 Events and payloads go through JSON exactly as they would across the wasm
-boundary, so a test catches what does not survive encoding.
+boundary, so a test catches what does not survive encoding. Payloads are
+validated against the aggregate's ESDL schema as the runtime validates them,
+so a payload the runtime would refuse (exit 2) is refused here too, with the
+same ``PayloadInvalid`` and the same violations.
 """
 
 from __future__ import annotations
 
 __all__ = ["AggregateTest", "Outcome"]
 
+import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +31,32 @@ from thalo.sdk._dispatch import EntityCore
 from thalo.sdk._errors import Ignore, Rejected
 
 A = TypeVar("A", bound=Aggregate)
+
+# Schemas by ESDL text: parsing (and compiling the validators) once per aggregate class.
+_SCHEMAS: dict[str, Any] = {}
+
+
+def _validate_payload(aggregate_cls: type[Aggregate], command: str, payload: Any) -> None:
+    """Validate ``payload`` as the runtime does: ``Schema.validate_command`` of thalo.esdl.
+
+    The schema is the ESDL text the generated base class carries
+    (``__thalo_schema__``, the text a built component exports and the registry
+    publishes). A hand-written aggregate without one is not validated. Commands
+    the schema does not declare are left to the SDK's dispatch, which raises
+    ``DispatchError`` for them as before. Raises ``PayloadInvalid``.
+    """
+    text = getattr(aggregate_cls, "__thalo_schema__", None)
+    if not isinstance(text, str):
+        return
+    schema = _SCHEMAS.get(text)
+    if schema is None:
+        # This module never runs inside a guest (the build leaves it out), so it
+        # may use the host's schema compiler; the import is dynamic because the
+        # layer contract forbids thalo.sdk -> thalo.esdl for the guest modules.
+        esdl = importlib.import_module("thalo.esdl")
+        schema = _SCHEMAS[text] = esdl.parse(text, f"{aggregate_cls.__name__}.esdl")
+    if command in schema.commands:
+        schema.validate_command(command, payload)
 
 
 def _event_json(event: Any) -> dict[str, Any]:
@@ -125,8 +155,13 @@ class AggregateTest(Generic[A]):
     ) -> Outcome:
         """Handles ``command`` and applies its events; returns the :class:`Outcome`.
 
-        Unknown commands and undecodable payloads raise the SDK's ``DispatchError``.
+        A payload that breaks the schema raises ``thalo.errors.PayloadInvalid``
+        with the violations the runtime reports. Unknown commands and
+        undecodable payloads raise the SDK's ``DispatchError``.
         """
+        # Validated as decoded from JSON, as the runtime sees it (tuples are lists there).
+        body = json.loads(json.dumps(dict(payload or {})))
+        _validate_payload(self.aggregate_cls, command, body)
         ctx = Context(
             stream_name=stream_name or self.stream_name,
             message_id=message_id,
@@ -135,7 +170,7 @@ class AggregateTest(Generic[A]):
             metadata=dict(metadata or {}),
             time=time,
         )
-        request = json.dumps({"name": command, "payload": dict(payload or {})})
+        request = json.dumps({"name": command, "payload": body})
         outcome = Outcome(command)
         try:
             events_text = self._core.handle(json.dumps(ctx.to_json()), request)
