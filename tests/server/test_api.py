@@ -155,6 +155,10 @@ def test_a_guest_fault_is_a_500_problem_and_the_server_keeps_serving(http: httpx
     crashed = problem(post(http, "Chaos", entity, "crash", {"message": "boom"}), 500, "GuestTrap")
     assert crashed["exit_code"] == 4
     problem(post(http, "Chaos", entity, "spin", {}), 500, "GuestTimeout")
+    lied = problem(
+        post(http, "Liar", unique("liar"), "lie", {"count": 1}), 500, "GuestOutputInvalid"
+    )
+    assert lied["violations"][0]["path"] == "$[0].data.count" and lied["exit_code"] == 4
     assert post(http, "Chaos", entity, "chat", {"message": "still here"}).status_code == 200
 
 

@@ -75,8 +75,9 @@ _ERRORS: dict[int, tuple[str, str]] = {
     ),
     500: (
         "InternalError",
-        "The guest trapped, timed out or ran out of memory, or an unexpected server fault "
-        "(`GuestTrap`, `GuestTimeout`, `GuestOutOfMemory`, `InternalError`).",
+        "The guest trapped, timed out, ran out of memory or returned output the host cannot "
+        "use, or an unexpected server fault (`GuestTrap`, `GuestTimeout`, `GuestOutOfMemory`, "
+        "`GuestOutputInvalid`, `ServerError`).",
     ),
     503: (
         "ServiceUnavailable",
