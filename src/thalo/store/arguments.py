@@ -12,6 +12,8 @@ from __future__ import annotations
 __all__ = [
     "CONDITION_NOT_ACTIVATED",
     "MAX_CONSUMER_GROUP_SIZE",
+    "MAX_INT64",
+    "MIN_INT64",
     "check_batch_size",
     "check_category_read",
     "check_expected_version",
@@ -24,6 +26,9 @@ from thalo.core import validate_stream_name
 from thalo.errors import InvalidStoreArgument, InvalidStreamName
 
 CONDITION_NOT_ACTIVATED = "Retrieval with SQL condition is not activated"
+# Message DB's bigint, and SQLite's INTEGER.
+MAX_INT64 = 2**63 - 1
+MIN_INT64 = -(2**63)
 # get_category_messages passes the group size to PostgreSQL as a smallint.
 MAX_CONSUMER_GROUP_SIZE = 32767
 
@@ -34,8 +39,18 @@ def _pg(value: int | None) -> str:
 
 
 def _integer(value: object, name: str) -> int:
+    """``value`` if it is an int that fits PostgreSQL's ``bigint`` (Message DB's type for
+    positions, batch sizes and versions; SQLite's INTEGER is as wide), else the
+    same InvalidStoreArgument on every backend."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidStoreArgument(f"{name} must be an integer, got {value!r}")
+    if not MIN_INT64 <= value <= MAX_INT64:
+        # str() of a huge int is slow and, past 4300 digits, refused by Python.
+        bits = value.bit_length()
+        shown = str(value) if bits <= 256 else f"an integer of {bits} bits"
+        raise InvalidStoreArgument(
+            f"{name} must fit in a signed 64-bit integer ({MIN_INT64} to {MAX_INT64}), got {shown}"
+        )
     return value
 
 

@@ -7,6 +7,7 @@ and text everywhere, before anything reaches a database.
 from __future__ import annotations
 
 __all__ = [
+    "MAX_STREAM_NAME_BYTES",
     "EncodedMessage",
     "decode_json",
     "encode_messages",
@@ -14,6 +15,7 @@ __all__ = [
     "raw_messages_from_rows",
 ]
 
+import math
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -23,7 +25,16 @@ from typing import Any, NamedTuple
 import orjson
 
 from thalo.core import Message, NewMessage, RawMessage, validate_stream_name
-from thalo.errors import InvalidMessage
+from thalo.errors import InvalidMessage, InvalidStreamName
+
+# Message DB indexes stream_name (messages_stream) and the categories of the stream
+# name and of metadata->>'correlationStreamName' together (messages_category). A
+# btree index row holds at most 2704 bytes on PostgreSQL's 8 kB pages, and text
+# that does not compress (emoji, random ids) is stored as is: 1024 bytes for each
+# of the two names keeps the widest row near 2,100 bytes. Checked on every
+# backend, so SQLite refuses what PostgreSQL would.
+MAX_STREAM_NAME_BYTES = 1024
+_CORRELATION = "correlationStreamName"
 
 # Strict JSON: datetimes and dataclasses are not silently turned into strings
 # or objects; they reach _reject and become InvalidMessage.
@@ -52,19 +63,98 @@ def _reject(value: object) -> None:
     raise TypeError(f"{type(value).__name__} is not a JSON type")
 
 
+# A JSON string (skipped as is) or a number with a positive exponent or a negative
+# zero, in orjson's output (orjson writes ``1e+16``, ``-1.5e+20``, ``-0.0``).
+_NUMBER_TO_REWRITE = re.compile(rb'"(?:[^"\\]|\\.)*"|(-?[0-9.]+e\+[0-9]+|-0\.0(?![0-9e]))')
+
+
+def _rewrite_number(match: re.Match[bytes]) -> bytes:
+    number = match.group(1)
+    if number is None:  # a string
+        return match.group(0)
+    if number == b"-0.0":
+        return b"0.0"
+    # Floats this large are integral: their exact value, written positionally.
+    return b"%d.0" % int(float(number))
+
+
+def _canonical_numbers(text: bytes) -> bytes:
+    """Numbers whose type or sign PostgreSQL's jsonb would not keep, rewritten for both.
+
+    jsonb stores numbers as ``numeric`` and prints ``1e+16`` as
+    ``10000000000000000``, which reads back as an integer, and ``-0.0`` as ``0.0``
+    (numeric has no negative zero). So a float with a positive exponent is written
+    positionally with ``.0`` (jsonb keeps that scale: it reads back as the same
+    float) and ``-0.0`` as ``0.0``, on every backend: what reads back is what the
+    stored JSON text says, the same on SQLite and Message DB.
+    """
+    return _NUMBER_TO_REWRITE.sub(_rewrite_number, text)
+
+
+def _finite(value: object) -> bool:
+    """False when a float in ``value`` is NaN or ±Infinity (orjson writes them as null)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return False
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return True
+
+
 def _dumps(value: object, what: str, message_type: str) -> str:
+    """Strict JSON text of ``value``: refuses what JSON or PostgreSQL cannot carry.
+
+    The checks after ``orjson.dumps`` are substring scans of its output, so a
+    payload pays for a walk or a rewrite only when the text hints at one: NaN and
+    ±Infinity come out as ``null`` (a walk then tells them from real nulls), a
+    positive exponent or ``-0.0`` needs :func:`_canonical_numbers`.
+    """
     try:
         text = orjson.dumps(value, option=_DUMP_OPTIONS, default=_reject)
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise InvalidMessage(
             f"the {what} of message {message_type!r} is not JSON-serializable: {exc}"
         ) from exc
+    if b"null" in text and not _finite(value):
+        raise InvalidMessage(
+            f"the {what} of message {message_type!r} holds NaN or Infinity, which JSON cannot carry"
+        )
     if b"\\u0000" in text:
         raise InvalidMessage(
             f"the {what} of message {message_type!r} contains a NUL character (\\u0000), "
             "which PostgreSQL cannot store"
         )
+    if b"e+" in text or b"-0.0" in text:
+        text = _canonical_numbers(text)
     return text.decode()
+
+
+def _check_correlation(metadata: dict[str, Any], message_type: str) -> None:
+    """``correlationStreamName``: a string of at most MAX_STREAM_NAME_BYTES, or null.
+
+    Message DB indexes its category and matches a correlation filter on the
+    value's JSON text (``5`` would match category ``5``); one rule for every
+    backend: anything but a string or null is refused.
+    """
+    value = metadata.get(_CORRELATION)
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise InvalidMessage(
+            f"the metadata of message {message_type!r}: {_CORRELATION} must be a stream "
+            f"name (a string) or null, got {type(value).__name__}"
+        )
+    if len(value) * 4 > MAX_STREAM_NAME_BYTES and len(value.encode()) > MAX_STREAM_NAME_BYTES:
+        raise InvalidMessage(
+            f"the metadata of message {message_type!r}: {_CORRELATION} is "
+            f"{len(value.encode())} bytes in UTF-8; it may have at most {MAX_STREAM_NAME_BYTES}"
+        )
 
 
 def _encode(message: object) -> EncodedMessage:
@@ -93,15 +183,26 @@ def _encode(message: object) -> EncodedMessage:
             f"got {type(message.metadata).__name__}"
         )
     data = _dumps(message.data, "data", message.type)
-    metadata = (
-        None if message.metadata is None else _dumps(message.metadata, "metadata", message.type)
-    )
+    metadata = None
+    if message.metadata is not None:
+        metadata = _dumps(message.metadata, "metadata", message.type)
+        if _CORRELATION in message.metadata:
+            _check_correlation(message.metadata, message.type)
     return EncodedMessage(canonical_id, message.type, data, metadata, message.metadata)
 
 
 def encode_messages(stream_name: object, messages: Sequence[object]) -> list[EncodedMessage]:
     """Validate the stream name and every message; raise before anything is written."""
     validate_stream_name(stream_name)
+    assert isinstance(stream_name, str)
+    # UTF-8 takes at most 4 bytes a character: shorter names need no encoding.
+    if len(stream_name) * 4 > MAX_STREAM_NAME_BYTES:
+        size = len(stream_name.encode())
+        if size > MAX_STREAM_NAME_BYTES:
+            raise InvalidStreamName(
+                stream_name,
+                f"{size} bytes in UTF-8; a stream name may have at most {MAX_STREAM_NAME_BYTES}",
+            )
     # A list or tuple (the usual case) skips the slower abstract-class check.
     if (
         type(messages) is not list

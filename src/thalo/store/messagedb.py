@@ -37,6 +37,7 @@ from thalo.errors import (
 )
 from thalo.store.arguments import (
     CONDITION_NOT_ACTIVATED,
+    MAX_INT64,
     check_batch_size,
     check_category_read,
     check_expected_version,
@@ -343,8 +344,14 @@ def _sql(condition: object) -> str | None:
 def _write_params(
     stream_name: str, encoded: list[EncodedMessage], expected: int | None
 ) -> list[tuple[Any, ...]]:
-    """One ``write_message`` call per message; the expected version advances as Eventide's does."""
+    """One ``write_message`` call per message; the expected version advances as Eventide's does.
+
+    Past ``MAX_INT64`` it stays there (a bigint must hold it): no stream is that
+    long, so the first call's check fails first, with WrongExpectedVersion.
+    """
+    if expected is None:
+        return [(m.id, stream_name, m.type, m.data, m.metadata, None) for m in encoded]
     return [
-        (m.id, stream_name, m.type, m.data, m.metadata, None if expected is None else expected + i)
+        (m.id, stream_name, m.type, m.data, m.metadata, min(expected + i, MAX_INT64))
         for i, m in enumerate(encoded)
     ]

@@ -20,6 +20,8 @@ __all__ = ["MessageStoreConformance", "ProcessRaceConformance", "unique_category
 
 import asyncio
 import json
+import math
+import random
 import subprocess
 import sys
 import textwrap
@@ -42,6 +44,7 @@ from thalo.errors import (
 )
 from thalo.store import MessageStore, consumer_group_member, open_store
 from thalo.store.arguments import CONDITION_NOT_ACTIVATED
+from thalo.store.encoding import MAX_STREAM_NAME_BYTES
 
 
 def unique_category(prefix: str = "test") -> str:
@@ -51,6 +54,26 @@ def unique_category(prefix: str = "test") -> str:
 
 def _event(n: int = 0, kind: str = "Happened", **metadata: Any) -> NewMessage:
     return NewMessage(kind, {"n": n}, metadata or None)
+
+
+def _incompressible(prefix: str, size: int) -> str:
+    """``prefix`` padded to exactly ``size`` UTF-8 bytes with random CJK characters, which
+    PostgreSQL cannot compress in an index row (repeated text would hide a limit)."""
+    rng = random.Random(prefix)
+    text = prefix
+    while len(text.encode()) + 3 <= size:
+        text += chr(0x4E00 + rng.randrange(20000))
+    return text + "x" * (size - len(text.encode()))
+
+
+async def _sql_condition_on_server(store: MessageStore) -> bool:
+    """Whether PostgreSQL has ``message_store.sql_condition`` on for every connection
+    (server, database or role setting), so conditions work without ``sql_condition=True``."""
+    if store.dialect != "postgresql":
+        return False
+    async with store.transaction(read_only=True) as tx:
+        rows = await tx.execute("SELECT current_setting('message_store.sql_condition', true)")
+    return bool(rows) and str(rows[0][0]).lower() in ("on", "true", "1", "yes")
 
 
 class MessageStoreConformance:
@@ -322,6 +345,11 @@ class MessageStoreConformance:
         assert [m.position for m in found] == [2]
 
     async def test_condition_needs_activation(self, store_without_condition: MessageStore) -> None:
+        if await _sql_condition_on_server(store_without_condition):
+            pytest.skip(
+                "message_store.sql_condition is on server-wide here, so every connection may "
+                "use conditions; refusing them cannot be checked on this server"
+            )
         stream = f"{unique_category()}-1"
         await store_without_condition.write_message(stream, _event())
         with pytest.raises(InvalidStoreArgument, match=CONDITION_NOT_ACTIVATED):
@@ -366,6 +394,138 @@ class MessageStoreConformance:
         await store.write_message(stream, NewMessage("T", data))
         (message,) = await store.get_stream_messages(stream)
         assert message.data == data
+
+    async def test_json_numbers_read_back_as_their_text_says(self, store: MessageStore) -> None:
+        """A number written as a float reads back as a float, an integer as an integer, on
+        both backends and in raw reads. (PostgreSQL's jsonb prints ``1e+16`` as
+        ``10000000000000000``; thalo writes large floats positionally with ``.0``.)
+        ``-0.0`` reads back as ``0.0``: PostgreSQL's numeric has no negative zero."""
+        stream = f"{unique_category()}-1"
+        data = {
+            "f16": 1e16,
+            "f20": -1.5e20,
+            "f300": 1.7976931348623157e308,
+            "tiny": 1e-7,
+            "one": 1.0,
+            "negzero": -0.0,
+            "list": [1e17, -0.0, 2**53, 10**16],
+            "i16": 10**16,
+            "u64": 2**64 - 1,
+            "i64": -(2**63),
+            "e+1 -0.0": '1e+16 -0.0 "1e+17"',
+        }
+        meta = {"f": 3e18, "z": -0.0, "schemaVersion": "1"}
+        await store.write_message(stream, NewMessage("Numbers", data, meta))
+        (message,) = await store.get_stream_messages(stream)
+        (raw,) = await store.get_stream_raw(stream)
+        expected = dict(data, negzero=0.0, list=[1e17, 0.0, 2**53, 10**16])
+        for read in (message.data, json.loads(raw.data)):
+            assert read == expected
+            assert {k: type(v) for k, v in read.items()} == {
+                k: type(v) for k, v in expected.items()
+            }
+            assert [type(v) for v in read["list"]] == [float, float, int, int]
+            assert math.copysign(1.0, read["negzero"]) == 1.0
+            assert math.copysign(1.0, read["list"][1]) == 1.0
+        assert message.metadata == {"f": 3e18, "z": 0.0, "schemaVersion": "1"}
+        assert type(message.metadata["f"]) is float
+        assert math.copysign(1.0, message.metadata["z"]) == 1.0
+
+    @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+    async def test_non_finite_numbers_are_refused(self, store: MessageStore, value: float) -> None:
+        """JSON has no NaN or Infinity: such a value is refused, never stored as null."""
+        stream = f"{unique_category()}-1"
+        cases = [
+            NewMessage("A", {"x": value}),
+            NewMessage("A", {"ok": None, "deep": [{"x": [1, value]}]}),
+            NewMessage("A", {}, {"x": value}),
+        ]
+        for message in cases:
+            with pytest.raises(InvalidMessage) as caught:
+                await store.write_messages(stream, [_event(), message])
+            assert "NaN or Infinity" in str(caught.value)
+            assert caught.value.exit_code == 2
+        assert await store.stream_version(stream) is None
+        await store.write_message(stream, NewMessage("A", {"none": None, "list": [None]}))
+        (read,) = await store.get_stream_messages(stream)
+        assert read.data == {"none": None, "list": [None]}
+
+    # --- limits PostgreSQL's indexes can hold ----------------------------------------------
+
+    async def test_stream_name_limit_in_bytes(self, store: MessageStore) -> None:
+        """A stream name is at most 1024 bytes in UTF-8 (Message DB indexes it), checked
+        before writing with the same error and text on both backends."""
+        emoji = f"{unique_category()}-{'😀' * 1000}"
+        with pytest.raises(InvalidStreamName) as caught:
+            await store.write_message(emoji, _event())
+        assert caught.value.exit_code == 2
+        assert caught.value.reason == (
+            f"{len(emoji.encode())} bytes in UTF-8; a stream name may have at most "
+            f"{MAX_STREAM_NAME_BYTES}"
+        )
+        # The largest name, incompressible and all category, with the largest
+        # correlation stream name: the index rows still fit on PostgreSQL.
+        category = _incompressible(unique_category(), MAX_STREAM_NAME_BYTES - 2)
+        stream = f"{category}-1"
+        other = _incompressible(unique_category("other"), MAX_STREAM_NAME_BYTES)
+        assert len(stream.encode()) == MAX_STREAM_NAME_BYTES
+        await store.write_message(stream, _event(1, correlationStreamName=other))
+        found = await store.get_category_messages(category, correlation=other)
+        assert [m.stream_name for m in found] == [stream]
+        over = f"{category}-12"
+        with pytest.raises(InvalidStreamName, match="1025 bytes in UTF-8"):
+            await store.write_messages(over, [_event()])
+        assert await store.stream_version(over) is None
+
+    @pytest.mark.parametrize("value", [5, 1.5, True, ["a-1"], {"x": "a-1"}, "😀" * 300])
+    async def test_correlation_stream_name_must_be_a_short_string(
+        self, store: MessageStore, value: Any
+    ) -> None:
+        """``correlationStreamName`` is a string of at most 1024 bytes, or null, or absent:
+        Message DB indexes its category, and would match a number by its JSON text."""
+        stream = f"{unique_category()}-1"
+        with pytest.raises(InvalidMessage, match="correlationStreamName") as caught:
+            await store.write_messages(stream, [_event(), _event(1, correlationStreamName=value)])
+        assert caught.value.exit_code == 2
+        assert await store.stream_version(stream) is None
+        await store.write_message(stream, _event(2, correlationStreamName=None))
+        category = stream.partition("-")[0]
+        assert await store.get_category_messages(category, correlation="5") == []
+
+    # --- 64-bit arguments ----------------------------------------------------------------
+
+    async def test_arguments_beyond_64_bits_are_refused(self, store: MessageStore) -> None:
+        """Positions, batch sizes and expected versions are PostgreSQL bigints on both."""
+        category = unique_category()
+        stream = f"{category}-1"
+        await store.write_message(stream, _event())
+        huge = [2**63, -(2**63) - 1, 2**64, 10**5000]
+        calls: list[Callable[[int], Awaitable[Any]]] = [
+            lambda n: store.get_stream_messages(stream, position=n),
+            lambda n: store.get_stream_messages(stream, batch_size=n),
+            lambda n: store.get_stream_raw(stream, position=n),
+            lambda n: store.get_stream_raw(stream, batch_size=n),
+            lambda n: store.get_category_messages(category, position=n),
+            lambda n: store.get_category_messages(category, batch_size=n),
+            lambda n: store.write_message(stream, _event(), expected_version=n),
+            lambda n: store.write_messages(stream, [_event(), _event()], expected_version=n),
+        ]
+        for call in calls:
+            for value in huge:
+                with pytest.raises(InvalidStoreArgument, match="64-bit") as caught:
+                    await call(value)
+                assert caught.value.exit_code == 2
+        top = 2**63 - 1
+        assert await store.get_stream_messages(stream, position=top) == []
+        assert len(await store.get_stream_messages(stream, batch_size=top)) == 1
+        assert await store.get_category_messages(category, position=top) == []
+        assert len(await store.get_stream_raw(stream, position=-(2**63), batch_size=top)) == 1
+        for count in (1, 2):
+            with pytest.raises(WrongExpectedVersion):
+                await store.write_messages(
+                    stream, [_event() for _ in range(count)], expected_version=top
+                )
+        assert await store.stream_version(stream) == 0
 
     # --- concurrency ---------------------------------------------------------------------
 
