@@ -52,7 +52,7 @@ from thalo.store.encoding import (
     raw_messages_from_rows,
 )
 from thalo.store.interface import Dialect, SqlTransaction, StoreBase
-from thalo.store.messagedb_writer import GroupCommitWriter, PendingWrite
+from thalo.store.messagedb_writer import GroupCommitWriter, PendingWrite, connection_failure
 from thalo.store.sql import CONDITION_HINT
 from thalo.store.url import redact_url
 
@@ -109,9 +109,25 @@ def unavailable(url: str, exc: BaseException) -> StoreUnavailable:
 def _translate(
     exc: BaseException, url: str, stream_name: str | None = None, expected: int | None = None
 ) -> StoreError:
-    """A psycopg failure as thalo's store error."""
-    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)):
+    """A psycopg failure as thalo's store error, classified by SQLSTATE.
+
+    Only connection failures (class 08, a server shutting down, no connection
+    slot, client-side refusals and pool timeouts) are ``StoreUnavailable``
+    "cannot connect"; a cancelled statement (57014, e.g. ``statement_timeout``) is
+    ``StoreUnavailable`` saying so. Data exceptions (class 22) and limits
+    (class 54, e.g. an index row too large) are bad input: ``InvalidMessage`` for
+    a write (``stream_name`` given), ``InvalidStoreArgument`` for a read. The
+    store checks the limits it knows before writing, with the same text on both
+    backends; these are the fallback. Anything else is a ``StoreError`` (exit 5)
+    naming the SQLSTATE.
+    """
+    if connection_failure(exc):
         return unavailable(url, exc)
+    state = getattr(exc, "sqlstate", None) or ""
+    if state == "57014":
+        return StoreUnavailable(
+            f"PostgreSQL at {redact_url(url)} cancelled the statement: {_first_line(exc)}"
+        )
     if isinstance(exc, pg_errors.RaiseException):
         text = exc.diag.message_primary or str(exc)
         wrong = _WRONG_VERSION.match(text)
@@ -123,9 +139,17 @@ def _translate(
     if isinstance(exc, pg_errors.UniqueViolation) and stream_name is not None:
         found = _DUPLICATE_KEY.search(exc.diag.message_detail or "")
         return DuplicateMessageId(found.group(1) if found else "?", stream_name)
-    if isinstance(exc, psycopg.DataError):
-        return InvalidMessage(f"PostgreSQL refused the message: {_first_line(exc)}")
-    return StoreError(f"PostgreSQL failed: {_first_line(exc)}")
+    if state.startswith(("22", "54")):
+        if stream_name is not None:
+            return InvalidMessage(
+                f"PostgreSQL refused the write to {stream_name!r}: {_first_line(exc)} "
+                f"(SQLSTATE {state})"
+            )
+        return InvalidStoreArgument(
+            f"PostgreSQL refused the request: {_first_line(exc)} (SQLSTATE {state})"
+        )
+    suffix = f" (SQLSTATE {state})" if state else ""
+    return StoreError(f"PostgreSQL failed: {_first_line(exc)}{suffix}")
 
 
 class _PgTransaction:

@@ -22,7 +22,7 @@ have had alone.
 
 from __future__ import annotations
 
-__all__ = ["GroupCommitWriter", "PendingWrite"]
+__all__ = ["GroupCommitWriter", "PendingWrite", "connection_failure"]
 
 import asyncio
 import re
@@ -59,6 +59,29 @@ _WRONG_VERSION_STREAM = re.compile(r"\(Stream: (.*), Stream Version: -?\d+\)$", 
 _DUPLICATE_KEY = re.compile(r"\(id\)=\(([^)]*)\)")
 
 Translate = Callable[[BaseException, str | None, int | None], StoreError]
+
+# SQLSTATEs outside class 08 that still mean the connection is gone or was never
+# made: the server is shutting down or starting (57P01-57P03), or has no room
+# for another connection (53300).
+_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def connection_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` means PostgreSQL could not be reached or the connection was lost.
+
+    By SQLSTATE: class 08 (connection exception) and the states above; an error
+    without a SQLSTATE is raised by the client (refused, unknown host, closed
+    connection, pool timeout). Every other server error is an answer about the
+    statement (a limit, bad data, a conflict), not an outage.
+    """
+    if isinstance(exc, PoolTimeout | psycopg.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return state.startswith("08") or state in _CONNECTION_STATES
 
 
 class PendingWrite:
@@ -156,7 +179,7 @@ class GroupCommitWriter:
             except (psycopg.Error, PoolTimeout) as exc:
                 culprit = self._culprit(remaining, exc)
                 if culprit is None:
-                    if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):
+                    if connection_failure(exc):
                         error = self._translate(exc, None, None)
                         for job in remaining:
                             job.settle(None, error)
