@@ -18,6 +18,7 @@ GUESTS = Path(__file__).resolve().parent / "guests"
 PROJECTS = {
     "tally": GUESTS / "tally",
     "chaos": GUESTS / "chaos",
+    "hostile": GUESTS / "hostile",
     "liar": GUESTS.parents[1] / "runtime" / "guests" / "liar",
 }
 
@@ -49,3 +50,9 @@ def counter(guests: dict[str, Guest]) -> WasmModule:
 @pytest.fixture
 def chaos(guests: dict[str, Guest]) -> WasmModule:
     return load_module(guests["chaos"].wasm, limits=Limits(call_seconds=0.5, memory_bytes=48 << 20))
+
+
+@pytest.fixture
+def hostile(guests: dict[str, Guest]) -> WasmModule:
+    """The guest that abuses budgets on request (issue 11), under the default limits."""
+    return load_module(guests["hostile"].wasm)

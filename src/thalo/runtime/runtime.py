@@ -588,9 +588,17 @@ class Runtime:
 
         The next batch is read while the guest applies the current one: the read
         waits on the store, the apply runs on a worker thread without the GIL.
+        A batch read goes to the guest in calls of at most ~1 MiB of events (an event
+        larger than that alone), each with a budget of one call per event applied:
+        every event was once applied by one command within those limits, so a stream
+        the module wrote can always be rebuilt by it. Each event carries its
+        ``position`` (the guest seeds its randomness with it).
         """
         size = self.replay_batch
+        max_bytes = 1 << 20
         stream = entity.stream_name
+        wasm = entity.wasm
+        wasm.next_position = position
         reading: asyncio.Task[list[RawMessage]] | None = asyncio.ensure_future(
             self.store.get_stream_raw(stream, position, size)
         )
@@ -609,19 +617,45 @@ class Runtime:
                     reading = asyncio.ensure_future(
                         self.store.get_stream_raw(stream, batch[-1].position + 1, size)
                     )
-                await self._guest(entity.wasm.apply, _apply_batch(batch))
-                for message in batch:
-                    # Only events of commands sent with an id carry one: skip decoding the rest.
-                    if message.metadata is None or keys.COMMAND_ID not in message.metadata:
-                        continue
-                    command_id = orjson.loads(message.metadata).get(keys.COMMAND_ID)
-                    if isinstance(command_id, str):
-                        first, count = entity.commands.get(command_id, (message.position, 0))
-                        entity.remember(command_id, first, count + 1, self.idempotency_window)
-                entity.version = batch[-1].position
-                entity.since_snapshot += len(batch)
-                if progress is not None:
-                    progress(len(batch))
+                start = 0
+                while start < len(batch):
+                    parts: list[bytes] = []
+                    taken = 0
+                    end = start
+                    while end < len(batch) and (end == start or taken < max_bytes):
+                        m = batch[end]
+                        part = (
+                            b'{"type":'
+                            + orjson.dumps(m.type)
+                            + b',"position":'
+                            + str(m.position).encode()
+                            + b',"data":'
+                            + m.data.encode()
+                            + b"}"
+                        )
+                        taken += len(part)
+                        if end > start and taken > max_bytes:
+                            break
+                        parts.append(part)
+                        end += 1
+                    chunk = batch[start:end]
+                    body = b"[" + b",".join(parts) + b"]"
+                    count = len(chunk)
+                    await self._guest(lambda: wasm.apply(body, count=count))  # noqa: B023
+                    start = end
+                    for message in chunk:
+                        # Only events of commands sent with an id carry one: skip the rest.
+                        if message.metadata is None or keys.COMMAND_ID not in message.metadata:
+                            continue
+                        command_id = orjson.loads(message.metadata).get(keys.COMMAND_ID)
+                        if isinstance(command_id, str):
+                            first, n = entity.commands.get(command_id, (message.position, 0))
+                            entity.remember(command_id, first, n + 1, self.idempotency_window)
+                    entity.version = chunk[-1].position
+                    wasm.next_position = entity.version + 1
+                    entity.since_snapshot += count
+                    if progress is not None:
+                        progress(count)
         finally:
             if reading is not None:  # an apply failed while a read was in flight
                 with contextlib.suppress(Exception):

@@ -8,6 +8,7 @@ and the app module, which calls :func:`install` with the author's class.
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from wit_world.imports.types import (
     Error_UnknownEvent,
 )
 
-from thalo.sdk import _log
+from thalo.sdk import _dispatch, _log
 from thalo.sdk._aggregate import Aggregate
 from thalo.sdk._dispatch import EntityCore
 from thalo.sdk._errors import DispatchError, Ignore, Rejected
@@ -39,6 +40,8 @@ _OOM_LINE = "out of memory: MemoryError raised inside the guest"
 _ERROR = host.Level.ERROR
 
 _aggregate_cls: type[Aggregate] | None = None
+# The seed ``random`` takes before its next draw (set per command and per event).
+_pending_seed: str | None = None
 
 
 def _host_sink(level: str, message: str) -> None:
@@ -71,6 +74,46 @@ class _LogWriter:
         return False
 
 
+def _set_seed(text: str) -> None:
+    global _pending_seed
+    _pending_seed = text
+
+
+def _seeded(draw: Callable[..., Any]) -> Callable[..., Any]:
+    """``random.<draw>`` that first seeds the shared generator if a seed is pending.
+
+    Seeding lazily keeps replays of aggregates that never draw as fast as before
+    (``random.seed`` costs more than applying a small event).
+    """
+    generator: Any = draw.__self__  # type: ignore[attr-defined]
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        global _pending_seed
+        if _pending_seed is not None:
+            seed, _pending_seed = _pending_seed, None
+            generator.seed(seed)
+        return draw(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = draw.__name__
+    call.__doc__ = draw.__doc__
+    return call
+
+
+def _deterministic_random() -> None:
+    """Makes the ``random`` module's functions replay: seeded per command (entity and
+    ctx) and per event (entity and stream position), see :data:`_dispatch.seed_hook`.
+
+    Only calls through the module (``random.random()``) are covered; a function bound
+    with ``from random import ...`` before :func:`install` ran keeps the build-time seed.
+    """
+    shared = getattr(random, "_inst", None)
+    for name in random.__all__:
+        draw = getattr(random, name)
+        if shared is not None and getattr(draw, "__self__", None) is shared:
+            setattr(random, name, _seeded(draw))
+    _dispatch.seed_hook = _set_seed
+
+
 def install(aggregate_cls: type[Aggregate]) -> None:
     """Makes ``aggregate_cls`` the class behind every exported entity.
 
@@ -85,6 +128,7 @@ def install(aggregate_cls: type[Aggregate]) -> None:
         raise TypeError(f"{aggregate_cls.__name__} does not implement {', '.join(missing)}")
     _aggregate_cls = aggregate_cls
     _log.set_sink(_host_sink)
+    _deterministic_random()
     sys.stdout = _LogWriter("info")
     sys.stderr = _LogWriter("warn")
 

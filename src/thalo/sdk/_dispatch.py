@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = ["EntityCore"]
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from thalo.sdk._aggregate import Aggregate
@@ -19,6 +20,11 @@ from thalo.sdk._errors import DispatchError
 # Built once: json.dumps with non-default arguments builds a new encoder per call.
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _ENCODE_SNAPSHOT = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+
+# Set by the component glue: called with a seed text before each command is decided
+# and each event applied, so that ``random`` draws the same numbers on every replay.
+# None natively (tests keep the process's own ``random``).
+seed_hook: Callable[[str], None] | None = None
 
 # Per aggregate class: event type -> (method name, event class), command -> method name.
 _ROUTES: dict[type[Aggregate], tuple[dict[str, tuple[str, type[Any]]], dict[str, str]]] = {}
@@ -55,15 +61,18 @@ class EntityCore:
     in the aggregate and propagates (inside wasm it becomes a trap).
     """
 
-    __slots__ = ("aggregate",)
+    __slots__ = ("aggregate", "position")
 
-    def __init__(self, aggregate: Aggregate) -> None:
+    def __init__(self, aggregate: Aggregate, position: int | None = None) -> None:
         self.aggregate = aggregate
+        # The stream position of the next event to apply, when known: events from the
+        # host carry theirs, a command's ctx says where its events go (eventPosition).
+        self.position = position
 
     @classmethod
     def create(cls, aggregate_cls: type[Aggregate], id: str) -> EntityCore:
-        """A fresh entity in its initial state."""
-        return cls(aggregate_cls(id))
+        """A fresh entity in its initial state (its first event is at position 0)."""
+        return cls(aggregate_cls(id), 0)
 
     @classmethod
     def restore(cls, aggregate_cls: type[Aggregate], id: str, snapshot: str) -> EntityCore:
@@ -108,8 +117,21 @@ class EntityCore:
         except Exception:
             _explain_bad_event(routes, batch, len(decoded))
             raise
-        for apply, value in decoded:
+        hook = seed_hook
+        if hook is None:
+            for apply, value in decoded:
+                apply(value)
+            return
+        entity_id = aggregate.id
+        position = self.position
+        for (apply, value), event in zip(decoded, batch, strict=True):
+            given = event.get("position")
+            if type(given) is int:
+                position = given
+            hook(f"apply\0{entity_id}\0{position}")
             apply(value)
+            position = None if position is None else position + 1
+        self.position = position
 
     def handle(self, ctx: str, command: str) -> str:
         """Decides ``{"name", "payload"}`` under ``ctx``; returns a JSON array of events."""
@@ -127,6 +149,16 @@ class EntityCore:
         self._apply_batch(events)
         return text
 
+    def _seed_command(self, ctx: str, context: dict[str, Any]) -> None:
+        """Seeds ``random`` for deciding a command: by entity and ctx (command id,
+        position, time), and learns where the command's events will be stored."""
+        position = context.get("eventPosition")
+        if type(position) is int:
+            self.position = position
+        hook = seed_hook
+        if hook is not None:
+            hook(f"handle\0{self.aggregate.id}\0{ctx}")
+
     def handle_decoded(self, ctx: str, command: str) -> list[dict[str, Any]]:
         """:meth:`handle`, but returning the events before JSON encoding."""
         request = _loads(command, "command")
@@ -143,6 +175,7 @@ class EntityCore:
         context_data = _loads(ctx, "ctx")
         if not isinstance(context_data, dict):
             raise DispatchError("decode", "ctx must be a JSON object")
+        self._seed_command(ctx, context_data)
         try:
             context = Context.from_json(context_data)
         except ValueError as exc:

@@ -1,8 +1,11 @@
 """One wasmtime Engine per process, with the component model and epoch interruption.
 
-Time budgets are counted in epoch ticks: a daemon thread advances the engine's
-epoch every ``TICK_SECONDS``; each call sets its deadline in ticks before entering
-the guest. Epochs cost far less per call than fuel metering. The ticker parks
+Time budgets are checked on epoch ticks: a daemon thread advances the engine's
+epoch every ``TICK_SECONDS``; each call's deadline is the next tick, where a
+callback charges the CPU time the guest's thread used and extends the deadline
+or interrupts the call (``thalo.wasm.instance``). Epochs cost far less per call
+than fuel metering, and CPU time, unlike the wall clock, does not grow with the
+machine's load. The ticker parks
 after a second with no new call and none running (an idle process would
 otherwise wake 200 times a second) and resumes when the next call wakes it.
 """
@@ -46,19 +49,25 @@ _ticks = 0
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What one guest call may use: wall time per call and linear memory per instance.
+    """What one guest call may use: CPU time per call and linear memory per instance.
 
-    ``instantiate_seconds`` bounds the start-up of a fresh instance (a Python guest
-    initialises its interpreter then).
+    ``call_seconds`` is CPU time of the thread running the guest (a replay's
+    ``apply`` gets it once per event it applies); ``instantiate_seconds`` bounds the
+    start-up of a fresh instance (a Python guest initialises its interpreter then).
+    The wall clock stops a call only past ``wall_factor`` times its budget: a
+    loaded machine slows guests down, it must not fail them.
     """
 
     call_seconds: float = 2.0
     memory_bytes: int = 64 << 20
     instantiate_seconds: float = 10.0
+    wall_factor: float = 10.0
 
     def __post_init__(self) -> None:
         if self.call_seconds <= 0 or self.instantiate_seconds <= 0:
             raise ValueError("time budgets must be positive")
+        if self.wall_factor < 1:
+            raise ValueError("wall_factor must be at least 1")
         if self.memory_bytes < 1 << 20:
             raise ValueError("memory_bytes must be at least 1 MiB")
 

@@ -63,8 +63,11 @@ def _unwrap(outcome: CallOutcome) -> Any:
     raise answer_error(*value)
 
 
-def events_json(events: str | bytes | Sequence[Any]) -> bytes:
-    """An ``apply`` batch as JSON: text passes through; ``(type, data)`` pairs or dicts encode."""
+def events_json(events: str | bytes | Sequence[Any], position: int | None = None) -> bytes:
+    """An ``apply`` batch as JSON: text passes through; ``(type, data)`` pairs or dicts encode.
+
+    With ``position`` (that of the first event) each encoded event carries its own.
+    """
     if isinstance(events, str):
         return events.encode()
     if isinstance(events, bytes):
@@ -72,12 +75,28 @@ def events_json(events: str | bytes | Sequence[Any]) -> bytes:
     items = [
         {"type": item[0], "data": item[1]} if isinstance(item, tuple) else item for item in events
     ]
+    if position is not None:
+        items = [
+            {**item, "position": position + i} if isinstance(item, dict) else item
+            for i, item in enumerate(items)
+        ]
     return orjson.dumps(items)
 
 
-def _request(ctx: Ctx, command: str, payload: Payload) -> tuple[str | bytes, bytes]:
-    """The ctx and ``{"name", "payload"}`` JSON of a ``handle``/``execute`` call."""
-    ctx_json = ctx if isinstance(ctx, (str, bytes)) else orjson.dumps(ctx)
+def _request(
+    ctx: Ctx, command: str, payload: Payload, position: int | None = None
+) -> tuple[str | bytes, bytes]:
+    """The ctx and ``{"name", "payload"}`` JSON of a ``handle``/``execute`` call.
+
+    ``position`` (where the command's first event will be stored) is added to a ctx
+    object as ``eventPosition``; ctx given as text passes unchanged.
+    """
+    if isinstance(ctx, (str, bytes)):
+        ctx_json = ctx
+    elif position is None:
+        ctx_json = orjson.dumps(ctx)
+    else:
+        ctx_json = orjson.dumps({**ctx, "eventPosition": position})
     if payload is None:
         body = b"{}"
     elif isinstance(payload, str):
@@ -104,10 +123,21 @@ class Entity:
     so that would only wait).
     """
 
-    __slots__ = ("__weakref__", "_closed", "_instance", "_resource", "id", "resource_ptr")
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_instance",
+        "_resource",
+        "id",
+        "next_position",
+        "resource_ptr",
+    )
 
     def __init__(self, instance: Instance, id: str, resource: ResourceAny) -> None:
         self.id = id
+        # The stream position of the next event this entity will apply, when the host
+        # knows it (a replay sets it); passed to the guest, which seeds ``random`` by it.
+        self.next_position: int | None = None
         self._instance = instance
         self._resource = resource
         self.resource_ptr = resource.ptr()
@@ -124,16 +154,33 @@ class Entity:
             raise EntityLost(self.id, "its handle was closed")
         return self._instance
 
-    def apply(self, events: str | bytes | Sequence[Any], *, seconds: float | None = None) -> None:
+    def apply(
+        self,
+        events: str | bytes | Sequence[Any],
+        *,
+        seconds: float | None = None,
+        count: int | None = None,
+    ) -> None:
         """Applies a batch in one call: JSON text, or ``(type, data)`` pairs, or dicts.
 
-        ``seconds`` overrides the call budget (a long replay may need more).
+        The budget is the call budget once per event (``count``, or the length of a
+        sequence; JSON text without ``count`` is one event's worth): each stored
+        event was applied once within a call's budget, so a replay of events the
+        module wrote itself always fits. ``seconds`` overrides it.
         Raises ``GuestUnknownEvent`` / ``GuestDecodeFailed`` (the state is left as it
         was), a ``GuestError`` on a trap, ``EntityLost`` if gone.
         """
         instance = self._live()
+        if count is None and not isinstance(events, (str, bytes)):
+            count = len(events)
+        if seconds is None and count is not None and count > 1:
+            seconds = instance.module.limits.call_seconds * count
         ticks = None if seconds is None else max(1, round(seconds / TICK_SECONDS))
-        _unwrap(instance.call(instance.apply_call, self, events_json(events), ticks=ticks))
+        position = self.next_position
+        body = events_json(events, position)
+        _unwrap(instance.call(instance.apply_call, self, body, ticks=ticks))
+        if position is not None:
+            self.next_position = None if count is None else position + count
 
     def handle_json(self, ctx: str | bytes, command: str | bytes) -> str:
         """Raw ``handle``: ctx and ``{"name", "payload"}`` JSON in, JSON array of events out."""
@@ -155,7 +202,7 @@ class Entity:
         Raises ``GuestRejected``, ``GuestIgnored``, ``GuestUnknownCommand``,
         ``GuestDecodeFailed``, a ``GuestError`` on a trap, ``EntityLost`` if gone.
         """
-        return _events(self.handle_json(*_request(ctx, command, payload)))
+        return _events(self.handle_json(*_request(ctx, command, payload, self.next_position)))
 
     def execute(self, ctx: Ctx, command: str, payload: Payload = None) -> list[Event]:
         """:meth:`handle` and :meth:`apply` of its events in one guest call (one crossing less).
@@ -164,7 +211,11 @@ class Entity:
         unchanged, on success it already includes the returned events. A caller that
         then fails to store them must rebuild the entity (or :meth:`close` it).
         """
-        return _events(self.execute_json(*_request(ctx, command, payload)))
+        position = self.next_position
+        events = _events(self.execute_json(*_request(ctx, command, payload, position)))
+        if position is not None:
+            self.next_position = position + len(events)
+        return events
 
     def snapshot(self) -> str:
         """The entity's state as JSON text, for :meth:`WasmModule.restore`."""

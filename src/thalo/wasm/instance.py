@@ -2,6 +2,13 @@
 
 A trap kills the instance for good (wasmtime refuses to re-enter it), so the first
 trap marks it dead, tells its module, and every entity living in it is lost.
+
+Time budgets count the guest's work, not the wall clock: a call's deadline is one
+epoch tick away, and when it passes wasmtime calls back (on the thread running the
+guest), which charges the CPU time that thread used (``time.thread_time``) and
+either extends the deadline or interrupts the call. The wall clock is only a
+generous outer cap (``Limits.wall_factor`` times the budget), so a loaded machine
+does not time out guests that did their work within budget.
 """
 
 from __future__ import annotations
@@ -9,13 +16,16 @@ from __future__ import annotations
 __all__ = ["AGGREGATE", "CONTRACT_VERSION", "Instance", "classify_trap"]
 
 import contextlib
+import ctypes
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from wasmtime import Store, WasmtimeError
+from wasmtime import _bindings as bindings
 
 from thalo.errors import GuestError, GuestOutOfMemory, GuestTimeout, GuestTrap, InvalidModule
 from thalo.wasm._calls import CallOutcome, StringCall
@@ -37,18 +47,54 @@ CONTRACT_VERSION = "0.2.0"
 AGGREGATE = f"thalo:aggregate/aggregate@{CONTRACT_VERSION}"
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
 _OOM_SIGNS = ("out of memory", "memory allocation of", "handle_alloc_error", "rust_oom")
+# What a guest's interpreter prints when an allocation fails outside thalo's glue
+# (componentize-py writes "MemoryError: " to stderr, which reaches the log as a warning).
+_OOM_LINE_STARTS = ("MemoryError", "out of memory")
+
+# Guest log lines: longer ones are cut, and past this many lines per second an
+# instance's further lines are dropped (counted, and the count logged per call).
+LOG_LINE_CHARS = 16_384
+LOG_LINES_PER_SECOND = 100
+
+# Ticks between two checks of a running call's CPU time (the first check comes
+# after one tick, so a short call never pays one).
+_CHECK_TICKS = 4
+_INTERRUPTED = b"thalo: the guest call exceeded its time budget (interrupt)"
+_DeadlineCallback = ctypes.CFUNCTYPE(
+    ctypes.c_size_t,
+    ctypes.POINTER(bindings.wasmtime_context_t),
+    ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_uint64),
+    ctypes.POINTER(bindings.wasmtime_update_deadline_kind_t),
+)
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
 
 # The instance and entity a guest call is running for, read by the log import.
 _current = threading.local()
 
 
 def guest_log(store: Any, level: str, message: str) -> None:
-    """The ``host.log`` import: one guest line into the ``thalo.guest`` logger, tagged."""
+    """The ``host.log`` import: one guest line into the ``thalo.guest`` logger, tagged.
+
+    Lines are cut to ``LOG_LINE_CHARS`` and limited to ``LOG_LINES_PER_SECOND`` per
+    instance: a guest logging megabytes in a loop must not flood the host's log
+    (its call budget bounds the work, not the output). Dropped lines are counted
+    and reported once per call. Error lines and allocation failures are always
+    noted for the trap message, dropped or not.
+    """
     instance: Instance | None = getattr(_current, "instance", None)
     entity_id: str | None = getattr(_current, "entity", None)
     aggregate = instance.module.name if instance is not None else "?"
-    if instance is not None and level == "error":
-        instance.last_error = message
+    if len(message) > LOG_LINE_CHARS:
+        cut = len(message) - LOG_LINE_CHARS
+        message = f"{message[:LOG_LINE_CHARS]}… [{cut} more characters cut]"
+    if instance is not None:
+        if level == "error":
+            instance.last_error = message
+        if message.startswith(_OOM_LINE_STARTS):
+            instance.out_of_memory = True
+        if not instance.log_allowed():
+            return
     with contextlib.suppress(Exception):  # a broken log handler must not trap the guest
         logger.log(
             _LEVELS.get(level, logging.ERROR),
@@ -60,8 +106,14 @@ def guest_log(store: Any, level: str, message: str) -> None:
         )
 
 
-def classify_trap(exc: WasmtimeError, guest_said: str | None, budget: float) -> GuestError:
-    """Maps a wasmtime trap to the precise error; the text includes what the guest logged."""
+def classify_trap(
+    exc: WasmtimeError, guest_said: str | None, budget: float, *, out_of_memory: bool = False
+) -> GuestError:
+    """Maps a wasmtime trap to the precise error; the text includes what the guest logged.
+
+    ``out_of_memory``: the guest reported a failed allocation (a ``MemoryError``) before
+    trapping, whatever else it logged.
+    """
     text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else "trap"
     said = f"; the guest logged: {guest_said}" if guest_said else ""
@@ -69,7 +121,7 @@ def classify_trap(exc: WasmtimeError, guest_said: str | None, budget: float) -> 
     if "interrupt" in cause:
         return GuestTimeout(f"guest exceeded its time budget of {budget:g} s")
     lowered = f"{text}\n{guest_said or ''}".lower()
-    if any(sign in lowered for sign in _OOM_SIGNS):
+    if out_of_memory or any(sign in lowered for sign in _OOM_SIGNS):
         return GuestOutOfMemory(f"guest ran out of memory{said}")
     detail = cause.strip().splitlines()[-1] if cause.strip() else first
     return GuestTrap(f"guest trapped: {detail}{said}")
@@ -83,24 +135,43 @@ class Instance:
         self.lock = threading.Lock()
         self.alive = True
         self.last_error: str | None = None
+        self.out_of_memory = False
         self._entities: weakref.WeakSet[Entity] = weakref.WeakSet()
         self._entities_lock = threading.Lock()
         limits = module.limits
+        self._wall_factor = limits.wall_factor
+        # The running call's budget: CPU seconds, CPU used so far, the thread CPU
+        # clock at the last check (None before the first), wall start.
+        self._budget_seconds = limits.instantiate_seconds
+        self._used = 0.0
+        self._cpu_mark: float | None = None
+        self._started = time.monotonic()
+        # Guest log rate: the current one-second window, lines in it, lines dropped.
+        self._log_window = 0.0
+        self._log_lines = 0
+        self.log_dropped = 0
         store = Store(module.engine)
         store.set_limits(memory_size=limits.memory_bytes)
-        store.set_epoch_deadline(limits.instantiate_ticks)
+        self._on_deadline = _DeadlineCallback(self._deadline)  # kept alive with the store
+        bindings.wasmtime_store_epoch_deadline_callback(
+            store.ptr(), self._on_deadline, None, _NO_FINALIZER
+        )
         self.store = store
         self.context = store._context()
         track(self)
         wake()
         try:
             with self.lock:  # held while guest code runs, so the ticker keeps ticking
+                self._start_budget(limits.instantiate_ticks)
+                store.set_epoch_deadline(1)
                 instance = module.linker.instantiate(store, module.component)
         except WasmtimeError as exc:
             self.alive = False
             if "wasm trap" not in str(exc):
                 raise InvalidModule(f"cannot instantiate the component: {exc}") from exc
-            raise classify_trap(exc, self.last_error, limits.instantiate_seconds) from exc
+            raise classify_trap(
+                exc, self.last_error, limits.instantiate_seconds, out_of_memory=self.out_of_memory
+            ) from exc
         self._call_ticks = limits.call_ticks
         # The first call touches much of the guest's memory image for the first time
         # (page faults from the compiled artifact): it gets the start-up budget. Seen
@@ -136,7 +207,7 @@ class Instance:
         return self._run(
             entity.id,
             budget,
-            lambda: fn(self.context, budget, entity.resource_ptr, *args),
+            lambda: fn(self.context, 1, entity.resource_ptr, *args),
         )
 
     def invoke(self, func: Func, entity_id: str | None, *args: Any) -> Any:
@@ -145,7 +216,7 @@ class Instance:
         budget = self._budget()
 
         def work() -> Any:
-            self.store.set_epoch_deadline(budget)
+            self.store.set_epoch_deadline(1)
             return func(self.store, *args)
 
         return self._run(entity_id, budget, work)
@@ -162,7 +233,7 @@ class Instance:
             return
 
         def work() -> None:
-            self.store.set_epoch_deadline(self._call_ticks)
+            self.store.set_epoch_deadline(1)
             resource.drop(self.store)
 
         try:
@@ -170,24 +241,104 @@ class Instance:
         except EntityLost:
             return  # died meanwhile: nothing left to drop
 
+    def _start_budget(self, ticks: int) -> None:
+        """Arms the budget of the call about to run (the lock is held)."""
+        self._budget_seconds = ticks * TICK_SECONDS
+        self._used = 0.0
+        self._cpu_mark = None
+        self._started = time.monotonic()
+
+    def _deadline(self, context: Any, env: Any, delta: Any, kind: Any) -> int:
+        """The epoch-deadline callback, on the guest's thread: continue, or interrupt.
+
+        Until the first check the call is charged wall time (at most a tick or so);
+        from then on the CPU time of this thread. The wall clock interrupts only past
+        ``wall_factor`` times the budget.
+        """
+        try:
+            now = time.monotonic()
+            cpu = time.thread_time()
+            if self._cpu_mark is None:
+                self._used = now - self._started
+            else:
+                self._used += cpu - self._cpu_mark
+            self._cpu_mark = cpu
+            left = self._budget_seconds - self._used
+            if left <= 0 or now - self._started > self._budget_seconds * self._wall_factor:
+                error = bindings.wasmtime_error_new(ctypes.create_string_buffer(_INTERRUPTED))
+                return ctypes.cast(error, ctypes.c_void_p).value or 0
+            delta[0] = max(1, min(_CHECK_TICKS, int(left / TICK_SECONDS)))
+            kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+        except Exception:  # never let an exception escape into wasmtime: check again soon
+            delta[0] = 1
+            kind[0] = 0
+        return 0
+
+    def log_allowed(self) -> bool:
+        """Whether the guest may log one more line now (``LOG_LINES_PER_SECOND``)."""
+        now = time.monotonic()
+        if now - self._log_window >= 1.0:
+            self._log_window = now
+            self._log_lines = 0
+        self._log_lines += 1
+        if self._log_lines <= LOG_LINES_PER_SECOND:
+            return True
+        self.log_dropped += 1
+        return False
+
+    def _report_dropped(self, entity_id: str | None) -> None:
+        dropped, self.log_dropped = self.log_dropped, 0
+        aggregate = self.module.name
+        with contextlib.suppress(Exception):
+            logger.warning(
+                "[%s %s] %d guest log lines dropped (over %d lines/s)",
+                aggregate,
+                entity_id or "-",
+                dropped,
+                LOG_LINES_PER_SECOND,
+                extra={"aggregate": aggregate, "entity": entity_id, "dropped": dropped},
+            )
+
     def _run(self, entity_id: str | None, ticks: int, work: Callable[[], _T]) -> _T:
         with self.lock:
             if not self.alive:
                 raise EntityLost(entity_id or "-", "its instance trapped and was discarded")
             _current.instance, _current.entity = self, entity_id
             self.last_error = None
+            self.out_of_memory = False
+            self._start_budget(ticks)
             wake()
             try:
                 return work()
             except WasmtimeError as exc:
                 self.alive = False
                 cause = exc
-                error = classify_trap(exc, self.last_error, ticks * TICK_SECONDS)
+                error = classify_trap(
+                    exc,
+                    self.last_error,
+                    ticks * TICK_SECONDS,
+                    out_of_memory=self.out_of_memory,
+                )
             finally:
                 _current.instance = _current.entity = None
+                if self.log_dropped:
+                    self._report_dropped(entity_id)
+        lost: GuestError = error
+        if isinstance(error, GuestOutOfMemory):
+            others = [i for i in self.entity_ids() if i != entity_id]
+            if others and entity_id is not None:
+                # Another entity's memory may be what ran out: the caller gets one try
+                # on an instance of its own (the module places it there), and only an
+                # out-of-memory there is its own fault.
+                self.module._give_own_instance(entity_id)
+                lost = EntityLost(
+                    entity_id,
+                    f"its instance ran out of memory while holding {len(others)} other "
+                    "entities; it gets an instance of its own",
+                )
         # Outside the lock: the module's callback may start rebuilding right away.
         self.module._instance_died(self, error)
-        raise error from cause
+        raise lost from cause
 
     def register(self, entity: Entity) -> None:
         """Counts ``entity`` as living here (so a trap can name it)."""

@@ -278,6 +278,9 @@ class WasmModule:
         self.name = "?"
         self._pool: list[Instance] = []
         self._pool_lock = threading.Lock()
+        # Entities whose call ran out of memory on an instance shared with others:
+        # their next incarnation gets an instance of its own (see _give_own_instance).
+        self._own_instance: set[str] = set()
         self._closed = False
         self.linker = Linker(self.engine)
         with self.linker.root() as root, root.add_instance(HOST) as host:
@@ -305,6 +308,26 @@ class WasmModule:
                 return self._spawn()
             return min(self._pool, key=lambda i: i.entity_count)
 
+    def _give_own_instance(self, entity_id: str) -> None:
+        """Places ``entity_id``'s next incarnation on an instance holding no other entity.
+
+        Called when its call ran out of memory on a shared instance: the memory may
+        be a neighbour's, so the caller retries once where only its own counts.
+        """
+        with self._pool_lock:
+            self._own_instance.add(entity_id)
+
+    def _place_alone(self) -> Instance:
+        """An instance with no entities: an idle empty one, or a new one (even past
+        ``max_instances``, as the instance that ran out of memory just left the pool)."""
+        with self._pool_lock:
+            if self._closed:
+                raise InvalidModule(f"module {self.name} is closed")
+            for instance in self._pool:
+                if instance.alive and instance.entity_count == 0 and not instance.lock.locked():
+                    return instance
+            return self._spawn()
+
     def _instance_died(self, instance: Instance, error: GuestError) -> None:
         with self._pool_lock:
             if instance in self._pool:
@@ -315,7 +338,11 @@ class WasmModule:
 
     def _create(self, id: str, make: Callable[[Instance], Any]) -> tuple[Instance, Any]:
         for _ in range(3):
-            instance = self._place()
+            if id in self._own_instance:
+                self._own_instance.discard(id)
+                instance = self._place_alone()
+            else:
+                instance = self._place()
             try:
                 return instance, make(instance)
             except EntityLost:

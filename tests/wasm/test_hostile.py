@@ -1,0 +1,201 @@
+"""Issue 11: a guest abusing budgets never bricks an entity, a neighbour or the log.
+
+Uses the ``hostile`` test guest (tests/wasm/guests/hostile), which misbehaves on
+request: slow or bulky events, memory kept in state, ``random``, log floods.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from thalo.errors import GuestOutOfMemory
+from thalo.registry import Registry
+from thalo.runtime import Runtime
+from thalo.store import MessageStore, open_store
+from thalo.wasm import EntityLost, Limits, WasmModule, load_module
+
+pytestmark = pytest.mark.wasm
+
+CTX = {"streamName": "hostile-x"}
+SCHEMA = Path(__file__).resolve().parent / "guests" / "hostile" / "hostile.esdl"
+
+
+def _loops_for(module: WasmModule, seconds: float) -> int:
+    """How many ``burn`` loops take about ``seconds`` of guest work on this machine."""
+    entity = module.entity("calibrate")
+    loops = 200_000
+    while True:
+        started = time.thread_time()
+        entity.execute(CTX, "burn", {"loops": loops})
+        spent = time.thread_time() - started
+        if spent > 0.05:
+            return int(loops * seconds / spent)
+        loops *= 4
+
+
+@pytest_asyncio.fixture
+async def hostile_runtime(
+    guests: dict[str, Any], tmp_path: Path
+) -> AsyncIterator[tuple[Runtime, MessageStore]]:
+    store = await open_store(f"sqlite:///{tmp_path / 'thalo.db'}")
+    await Registry(store).publish(SCHEMA.read_text("utf-8"), guests["hostile"].wasm)
+    runtime = Runtime(store, snapshot_every=0)
+    try:
+        yield runtime, store
+    finally:
+        await runtime.close()
+        await store.close()
+
+
+# --- 5: replay budgets --------------------------------------------------------
+
+
+def test_a_replay_gets_the_call_budget_per_event(guests: dict[str, Any]) -> None:
+    module = load_module(guests["hostile"].wasm, limits=Limits(call_seconds=0.5))
+    loops = _loops_for(module, 0.3)
+    writer = module.entity("slow")
+    events = []
+    for _ in range(4):  # each command fits its 0.5 s budget
+        events += writer.execute(CTX, "burn", {"loops": loops})
+    rebuilt = module.entity("slow-again")
+    rebuilt.apply(events)  # 1.2 s of work in one call: four events' worth of budget
+    assert json.loads(rebuilt.snapshot())["burned"] == 4
+
+
+def test_a_guest_memory_error_is_out_of_memory(hostile: WasmModule) -> None:
+    writer = hostile.entity("bulky")
+    events = []
+    for _ in range(4):
+        events += writer.execute(CTX, "bulk", {"megabytes": 6})
+    writer.close()  # alone on the instance: the out-of-memory is the rebuild's own
+    with pytest.raises(GuestOutOfMemory):  # 24 MB of JSON in one call: too much at once
+        hostile.entity("bulky-again").apply(events)
+
+
+async def test_bulky_and_slow_streams_rebuild_through_the_runtime(
+    hostile_runtime: tuple[Runtime, MessageStore],
+) -> None:
+    runtime, store = hostile_runtime
+    for _ in range(4):
+        await runtime.record("Hostile", "big", "bulk", {"megabytes": 6})
+    async with Runtime(store, snapshot_every=0) as restarted:  # a fresh process: rebuilds
+        recorded = await restarted.record("Hostile", "big", "greet", {})
+        cached = restarted.cache.get("hostile-big")
+        assert cached is not None
+        state = json.loads(await restarted._guest(cached.wasm.snapshot))
+    assert state["bulk"] == 4 and recorded.version == 4
+
+
+# --- 7: budgets measure work, not load ------------------------------------------
+
+_BUSY_CALL = """
+import sys, time
+from pathlib import Path
+from thalo.wasm import Limits, load_module
+module = load_module(Path(sys.argv[1]).read_bytes(), limits=Limits(call_seconds=float(sys.argv[3])))
+entity = module.entity("busy")
+started = time.monotonic()
+entity.execute({"streamName": "hostile-busy"}, "burn", {"loops": int(sys.argv[2])})
+print(time.monotonic() - started)
+"""
+
+
+def test_eight_concurrent_calls_on_two_cores_keep_their_budget(
+    guests: dict[str, Any], hostile: WasmModule
+) -> None:
+    """Eight processes each running a 0.5 s guest call, pinned to two cores: the wall
+    time per call is ~2 s, over a 1 s budget, but each used ~0.5 s of CPU."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores")
+    loops = _loops_for(hostile, 0.5)
+    cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:2])
+    command = [sys.executable, "-c", _BUSY_CALL, str(guests["hostile"].path), str(loops), "1.0"]
+    procs = [
+        subprocess.Popen(["taskset", "-c", cores, *command], stdout=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    walls = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        walls.append(float(out))
+    assert max(walls) > 1.0  # the machine was loaded past the budget in wall time
+
+
+# --- 9: one entity's memory does not fail another ---------------------------------
+
+
+def test_a_neighbours_out_of_memory_is_retried_on_an_instance_of_its_own(
+    guests: dict[str, Any],
+) -> None:
+    module = load_module(guests["hostile"].wasm, limits=Limits(memory_bytes=64 << 20))
+    neighbour, hog = module.entity("neighbour"), module.entity("hog")
+    hog.execute(CTX, "hold", {"megabytes": 48})
+    with pytest.raises(EntityLost, match="ran out of memory"):
+        neighbour.execute(CTX, "hog", {"megabytes": 6})
+    again = module.entity("neighbour")
+    assert again.execute(CTX, "hog", {"megabytes": 6}) == [("Held", {"megabytes": 0})]
+    # Alone on its instance, an entity that asks too much is out of memory: no retry.
+    with pytest.raises(GuestOutOfMemory):
+        again.execute(CTX, "hog", {"megabytes": 80})
+
+
+async def test_the_runtime_retries_a_neighbours_command_once(
+    hostile_runtime: tuple[Runtime, MessageStore],
+) -> None:
+    runtime, _ = hostile_runtime
+    await runtime.record("Hostile", "neighbour", "greet", {})
+    await runtime.record("Hostile", "hog", "hold", {"megabytes": 48})
+    recorded = await runtime.record("Hostile", "neighbour", "hog", {"megabytes": 6})
+    assert recorded.count == 1
+    with pytest.raises(GuestOutOfMemory):
+        await runtime.record("Hostile", "neighbour", "hog", {"megabytes": 80})
+
+
+# --- 10: random replays ------------------------------------------------------------
+
+
+async def test_random_in_apply_replays_the_same(
+    hostile_runtime: tuple[Runtime, MessageStore],
+) -> None:
+    runtime, _ = hostile_runtime
+    for _ in range(3):
+        await runtime.record("Hostile", "dice", "roll", {})
+    cached = json.loads(await runtime._guest(runtime.cache.get("hostile-dice").wasm.snapshot))
+    rebuilt = await runtime.state("Hostile", "dice")
+    assert rebuilt.state["rolls"] == cached["rolls"]
+    assert len(set(cached["rolls"])) == 3  # a fresh draw per event
+
+
+def test_random_in_handle_depends_on_the_command(hostile: WasmModule) -> None:
+    entity = hostile.entity("p")
+    first = {**CTX, "messageId": "m-1", "position": 7}
+    second = {**CTX, "messageId": "m-2", "position": 8}
+    a = entity.handle(first, "pick")
+    assert entity.handle(first, "pick") == a
+    assert hostile.entity("q").handle(first, "pick") != a  # another entity
+    assert entity.handle(second, "pick") != a
+
+
+# --- 11: log floods ----------------------------------------------------------------
+
+
+def test_a_log_flood_is_cut_and_counted(
+    hostile: WasmModule, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="thalo.guest"):
+        hostile.entity("loud").execute(CTX, "flood", {"lines": 300, "kilobytes": 64})
+    written = sum(len(r.getMessage()) for r in caplog.records)
+    assert written < 2 << 20  # 300 lines of 64 KiB would be 19 MiB
+    assert any("200 guest log lines dropped" in r.getMessage() for r in caplog.records)
