@@ -89,7 +89,12 @@ def _seeded(draw: Callable[..., Any]) -> Callable[..., Any]:
 
     def call(*args: Any, **kwargs: Any) -> Any:
         global _pending_seed
-        if _pending_seed is not None:
+        core = _dispatch.applying
+        if core is not None:  # applying an event: seed once per event, from its position
+            if core.unseeded:
+                core.unseeded = False
+                generator.seed(f"apply\0{core.aggregate.id}\0{core.position}")
+        elif _pending_seed is not None:  # deciding a command
             seed, _pending_seed = _pending_seed, None
             generator.seed(seed)
         return draw(*args, **kwargs)

@@ -21,10 +21,13 @@ from thalo.sdk._errors import DispatchError
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 _ENCODE_SNAPSHOT = json.JSONEncoder(separators=(",", ":"), sort_keys=True, allow_nan=False).encode
 
-# Set by the component glue: called with a seed text before each command is decided
-# and each event applied, so that ``random`` draws the same numbers on every replay.
-# None natively (tests keep the process's own ``random``).
+# Set by the component glue: called with a seed text before each command is decided,
+# so that ``random`` draws the same numbers on every replay. None natively (tests keep
+# the process's own ``random``).
 seed_hook: Callable[[str], None] | None = None
+# The entity applying events right now (only while ``seed_hook`` is set): ``random``
+# seeds from its id and ``position`` at the first draw of each event.
+applying: EntityCore | None = None
 
 # Per aggregate class: event type -> (method name, event class), command -> method name.
 _ROUTES: dict[type[Aggregate], tuple[dict[str, tuple[str, type[Any]]], dict[str, str]]] = {}
@@ -61,13 +64,14 @@ class EntityCore:
     in the aggregate and propagates (inside wasm it becomes a trap).
     """
 
-    __slots__ = ("aggregate", "position")
+    __slots__ = ("aggregate", "position", "unseeded")
 
     def __init__(self, aggregate: Aggregate, position: int | None = None) -> None:
         self.aggregate = aggregate
         # The stream position of the next event to apply, when known: events from the
         # host carry theirs, a command's ctx says where its events go (eventPosition).
         self.position = position
+        self.unseeded = False
 
     @classmethod
     def create(cls, aggregate_cls: type[Aggregate], id: str) -> EntityCore:
@@ -117,20 +121,28 @@ class EntityCore:
         except Exception:
             _explain_bad_event(routes, batch, len(decoded))
             raise
-        hook = seed_hook
-        if hook is None:
+        if seed_hook is None:
             for apply, value in decoded:
                 apply(value)
             return
-        entity_id = aggregate.id
+        # Replayable random: the component's ``random`` seeds itself from this entity's
+        # id and ``position`` at the first draw of each event (``unseeded``), so events
+        # that never draw cost two attribute stores, not a seed string and a call.
+        global applying
+        applying = self
         position = self.position
-        for (apply, value), event in zip(decoded, batch, strict=True):
-            given = event.get("position")
-            if type(given) is int:
-                position = given
-            hook(f"apply\0{entity_id}\0{position}")
-            apply(value)
-            position = None if position is None else position + 1
+        try:
+            for (apply, value), event in zip(decoded, batch, strict=True):
+                given = event.get("position")
+                if type(given) is int:
+                    position = given
+                self.position = position
+                self.unseeded = True
+                apply(value)
+                if position is not None:
+                    position += 1
+        finally:
+            applying = None
         self.position = position
 
     def handle(self, ctx: str, command: str) -> str:
