@@ -6,6 +6,8 @@ use and snapshots that fail, on request; the item numbers are issue 11's.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from helpers import unique
 
@@ -14,6 +16,7 @@ from thalo.errors import (
     CommandTimeout,
     GuestError,
     GuestOutputInvalid,
+    GuestTimeout,
     UsageError,
 )
 from thalo.runtime import SNAPSHOT_TYPE, Runtime
@@ -194,3 +197,27 @@ async def test_27_a_redelivered_command_is_replied_once(runtime: Runtime) -> Non
     assert submitted.reply_stream_name is not None
     replies = await runtime.store.get_stream_messages(submitted.reply_stream_name, 0, 10)
     assert [r.type for r in replies] == ["CommandSucceeded"]
+
+
+# --- 8: a slow guest call holds up no other entity ---------------------------------------
+
+
+async def test_8_a_slow_call_holds_up_no_other_entity(runtime: Runtime) -> None:
+    loop = asyncio.get_running_loop()
+    slow = asyncio.create_task(runtime.execute("Chaos", unique("slow"), "spin", {}))
+    await asyncio.sleep(0.2)  # the spin is running, to its 2 s budget
+    started = loop.time()
+    counted = await runtime.execute("Counter", unique("c"), "increment", {"amount": 1})
+    chatted = await runtime.execute("Chaos", unique("other"), "chat", {"message": "hi"})
+    elapsed = loop.time() - started
+    assert not slow.done(), "the other commands waited for the slow one"
+    assert elapsed < 1.0
+    assert [counted[0].type, chatted[0].type] == ["Incremented", "Done"]
+    with pytest.raises(GuestTimeout):
+        await slow
+    # and a command that has been fast runs inline again (no thread hand-off)
+    entity = unique("c")
+    for _ in range(4):
+        await runtime.execute("Counter", entity, "increment", {"amount": 1})
+    module = await runtime.modules.current("Counter")
+    assert module.calls.inline("increment")

@@ -11,11 +11,12 @@ __all__ = ["LoadedModule", "ModuleSet"]
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from thalo.esdl import Schema
 from thalo.registry import ModuleRecord, Registry
+from thalo.runtime.offload import CallTimes
 
 if TYPE_CHECKING:
     from thalo.wasm import Limits, WasmModule
@@ -23,10 +24,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LoadedModule:
-    """A published module version, compiled and instantiated."""
+    """A published module version, compiled and instantiated, and how long its calls take."""
 
     record: ModuleRecord
     wasm: WasmModule
+    calls: CallTimes = field(default_factory=CallTimes)
 
     @property
     def name(self) -> str:

@@ -78,6 +78,7 @@ from thalo.wasm._errors import (
     GuestIgnored,
     GuestRejected,
     GuestUnknownCommand,
+    InstanceBusy,
 )
 
 if TYPE_CHECKING:
@@ -349,7 +350,7 @@ class Runtime:
                 first = last - len(messages) + 1
                 if not applied:
                     entity.contended -= 1
-                    if not self._apply_written(entity, events):
+                    if not await self._apply_written(entity, events):
                         return Recorded(stream, first, len(messages), last)
                 self._recorded(entity, len(events), first, command_id)
                 await self._maybe_snapshot(entity)
@@ -384,11 +385,9 @@ class Runtime:
             "time": (causation.time if causation else datetime.now(UTC)).isoformat(),
         }
         schema = entity.module.schema
+        decide = entity.wasm.execute if apply else entity.wasm.handle
         try:
-            # Inline, not on a worker thread: a hot call (~50 µs) costs less than two
-            # thread hand-offs, and the budget bounds how long it can hold the loop.
-            decide = entity.wasm.execute if apply else entity.wasm.handle
-            events = decide(ctx, command, payload)
+            events = await self._call(entity.module, command, decide, ctx, command, payload)
         except GuestRejected as exc:
             raise CommandRejected(schema.name, entity_id, command, exc.reason) from None
         except GuestIgnored:
@@ -450,12 +449,12 @@ class Runtime:
         meta[keys.MODULE_VERSION] = entity.module.version
         return [NewMessage(type=t, data=d, metadata=meta) for t, d in events]
 
-    def _apply_written(
+    async def _apply_written(
         self, entity: HydratedEntity, events: Sequence[tuple[str, dict[str, Any]]]
     ) -> bool:
         """Apply stored events to a contended entity's guest state; False if that failed."""
         try:
-            entity.wasm.apply(list(events))
+            await self._call(entity.module, ":apply", entity.wasm.apply, list(events))
         except ThaloError as exc:
             # The events are recorded, so the command succeeded; only the cached state
             # is not to be trusted. The next command rebuilds it from the stream.
@@ -872,6 +871,32 @@ class Runtime:
             self.stats.guest_out_of_memory += 1
         elif not isinstance(exc, EntityLost):
             self.stats.guest_traps += 1
+
+    async def _call(self, module: LoadedModule, kind: str, fn: Callable[..., _T], *args: Any) -> _T:
+        """A command's guest call: inline on the event loop when ``kind`` has been fast
+        (a hot call costs less than two thread hand-offs), else on a worker thread, so
+        that a slow call never holds up other entities (runtime/offload.py). An inline
+        call never waits for its instance: if another thread holds it, it goes to a worker.
+        """
+        calls = module.calls
+        if calls.inline(kind):
+            started = perf_counter()
+            try:
+                result = fn(*args, wait=False)
+            except InstanceBusy:
+                pass
+            else:
+                calls.observe(kind, perf_counter() - started)
+                return result
+
+        def timed() -> _T:
+            started = perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                calls.observe(kind, perf_counter() - started)
+
+        return await self._guest(timed)
 
     async def _guest(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run a long guest call (replays, restores) on a worker thread, keeping the loop

@@ -14,6 +14,7 @@ __all__ = [
     "GuestRejected",
     "GuestUnknownCommand",
     "GuestUnknownEvent",
+    "InstanceBusy",
 ]
 
 from thalo.errors import GuestError, WasmError
@@ -80,3 +81,15 @@ class EntityLost(GuestError):
         super().__init__(f"entity {entity_id!r} is gone ({why}): rebuild it from its events")
         self.entity_id = entity_id
         self.why = why
+
+
+class InstanceBusy(WasmError):
+    """A call that must not wait found the entity's instance running another call.
+
+    Raised only for ``wait=False`` calls (the runtime's inline path on the event
+    loop), which then run the call on a worker thread instead of blocking.
+    """
+
+    def __init__(self, entity_id: str) -> None:
+        super().__init__(f"entity {entity_id!r}: its instance is busy with another call")
+        self.entity_id = entity_id

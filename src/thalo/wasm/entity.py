@@ -160,6 +160,7 @@ class Entity:
         *,
         seconds: float | None = None,
         count: int | None = None,
+        wait: bool = True,
     ) -> None:
         """Applies a batch in one call: JSON text, or ``(type, data)`` pairs, or dicts.
 
@@ -168,7 +169,8 @@ class Entity:
         event was applied once within a call's budget, so a replay of events the
         module wrote itself always fits. ``seconds`` overrides it.
         Raises ``GuestUnknownEvent`` / ``GuestDecodeFailed`` (the state is left as it
-        was), a ``GuestError`` on a trap, ``EntityLost`` if gone.
+        was), a ``GuestError`` on a trap, ``EntityLost`` if gone; without ``wait``,
+        ``InstanceBusy`` (nothing ran) when another call holds the instance.
         """
         instance = self._live()
         if count is None and not isinstance(events, (str, bytes)):
@@ -178,33 +180,42 @@ class Entity:
         ticks = None if seconds is None else max(1, round(seconds / TICK_SECONDS))
         position = self.next_position
         body = events_json(events, position)
-        _unwrap(instance.call(instance.apply_call, self, body, ticks=ticks))
+        _unwrap(instance.call(instance.apply_call, self, body, ticks=ticks, wait=wait))
         if position is not None:
             self.next_position = None if count is None else position + count
 
-    def handle_json(self, ctx: str | bytes, command: str | bytes) -> str:
+    def handle_json(self, ctx: str | bytes, command: str | bytes, *, wait: bool = True) -> str:
         """Raw ``handle``: ctx and ``{"name", "payload"}`` JSON in, JSON array of events out."""
         instance = self._live()
-        result: str = _unwrap(instance.call(instance.handle_call, self, ctx, command))
+        call = instance.call(instance.handle_call, self, ctx, command, wait=wait)
+        result: str = _unwrap(call)
         return result
 
-    def execute_json(self, ctx: str | bytes, command: str | bytes) -> str:
+    def execute_json(self, ctx: str | bytes, command: str | bytes, *, wait: bool = True) -> str:
         """Raw ``execute``: :meth:`handle_json` whose events the guest has also applied."""
         instance = self._live()
-        result: str = _unwrap(instance.call(instance.execute_call, self, ctx, command))
+        call = instance.call(instance.execute_call, self, ctx, command, wait=wait)
+        result: str = _unwrap(call)
         return result
 
-    def handle(self, ctx: Ctx, command: str, payload: Payload = None) -> list[Event]:
+    def handle(
+        self, ctx: Ctx, command: str, payload: Payload = None, *, wait: bool = True
+    ) -> list[Event]:
         """Decides ``command``; returns ``[(event_type, data), ...]`` (not yet applied).
 
         ``ctx`` is the ctx object of the contract (``streamName``, ``messageId``,
         ``position``, ``globalPosition``, ``metadata``, ``time``) or its JSON text.
         Raises ``GuestRejected``, ``GuestIgnored``, ``GuestUnknownCommand``,
-        ``GuestDecodeFailed``, a ``GuestError`` on a trap, ``EntityLost`` if gone.
+        ``GuestDecodeFailed``, a ``GuestError`` on a trap, ``EntityLost`` if gone;
+        without ``wait``, ``InstanceBusy`` (nothing ran) when another call holds the
+        instance (the caller on an event loop then runs it on a worker thread).
         """
-        return _events(self.handle_json(*_request(ctx, command, payload, self.next_position)))
+        request = _request(ctx, command, payload, self.next_position)
+        return _events(self.handle_json(*request, wait=wait))
 
-    def execute(self, ctx: Ctx, command: str, payload: Payload = None) -> list[Event]:
+    def execute(
+        self, ctx: Ctx, command: str, payload: Payload = None, *, wait: bool = True
+    ) -> list[Event]:
         """:meth:`handle` and :meth:`apply` of its events in one guest call (one crossing less).
 
         Same arguments, result and errors as :meth:`handle`; on an error the state is
@@ -212,7 +223,7 @@ class Entity:
         then fails to store them must rebuild the entity (or :meth:`close` it).
         """
         position = self.next_position
-        events = _events(self.execute_json(*_request(ctx, command, payload, position)))
+        events = _events(self.execute_json(*_request(ctx, command, payload, position), wait=wait))
         if position is not None:
             self.next_position = position + len(events)
         return events

@@ -29,7 +29,7 @@ from wasmtime import _bindings as bindings
 
 from thalo.errors import GuestError, GuestOutOfMemory, GuestTimeout, GuestTrap, InvalidModule
 from thalo.wasm._calls import CallOutcome, StringCall
-from thalo.wasm._errors import EntityLost
+from thalo.wasm._errors import EntityLost, InstanceBusy
 from thalo.wasm.engine import TICK_SECONDS, track, wake
 
 if TYPE_CHECKING:
@@ -197,17 +197,24 @@ class Instance:
         self.snapshot_call = StringCall(funcs["[method]entity.snapshot"], with_self=True, strings=0)
 
     def call(
-        self, fn: StringCall, entity: Entity, *args: str | bytes, ticks: int | None = None
+        self,
+        fn: StringCall,
+        entity: Entity,
+        *args: str | bytes,
+        ticks: int | None = None,
+        wait: bool = True,
     ) -> CallOutcome:
         """Runs one string call for ``entity`` under the time budget (``ticks`` overrides it).
 
-        Raises ``EntityLost`` if the instance is already dead, a ``GuestError`` on a trap.
+        Raises ``EntityLost`` if the instance is already dead, a ``GuestError`` on a trap,
+        ``InstanceBusy`` without ``wait`` when another call holds the instance.
         """
         budget = ticks or self._budget()
         return self._run(
             entity.id,
             budget,
             lambda: fn(self.context, 1, entity.resource_ptr, *args),
+            wait=wait,
         )
 
     def invoke(self, func: Func, entity_id: str | None, *args: Any) -> Any:
@@ -299,8 +306,12 @@ class Instance:
                 extra={"aggregate": aggregate, "entity": entity_id, "dropped": dropped},
             )
 
-    def _run(self, entity_id: str | None, ticks: int, work: Callable[[], _T]) -> _T:
-        with self.lock:
+    def _run(
+        self, entity_id: str | None, ticks: int, work: Callable[[], _T], *, wait: bool = True
+    ) -> _T:
+        if not self.lock.acquire(blocking=wait):
+            raise InstanceBusy(entity_id or "-")
+        try:
             if not self.alive:
                 raise EntityLost(entity_id or "-", "its instance trapped and was discarded")
             _current.instance, _current.entity = self, entity_id
@@ -323,6 +334,9 @@ class Instance:
                 _current.instance = _current.entity = None
                 if self.log_dropped:
                     self._report_dropped(entity_id)
+        finally:
+            self.lock.release()
+
         lost: GuestError = error
         if isinstance(error, GuestOutOfMemory):
             others = [i for i in self.entity_ids() if i != entity_id]
