@@ -933,14 +933,3 @@ def _snapshot_json(text: str, entity: HydratedEntity) -> Any:
 def _keyed_uuid(key: str) -> str:
     """A UUID determined by ``key`` (Message DB ids are UUIDs; command ids are any text)."""
     return str(uuid.uuid5(_SUBMIT_NAMESPACE, key))
-
-
-def _apply_batch(batch: Sequence[RawMessage]) -> bytes:
-    """The guest's ``apply`` argument built from the stored JSON text, never decoded."""
-    return (
-        b"["
-        + b",".join(
-            b'{"type":' + orjson.dumps(m.type) + b',"data":' + m.data.encode() + b"}" for m in batch
-        )
-        + b"]"
-    )
