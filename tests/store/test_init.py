@@ -78,13 +78,41 @@ async def test_installed_database_is_a_working_message_db(fresh_database: str) -
 
 
 @pytest.mark.postgres
-def test_cli_init_without_the_package(
+def test_cli_init_without_npm_says_what_to_do(
     fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # no node_modules above it
+    monkeypatch.setenv("THALO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # python and thalo, no npm
     result = CliRunner().invoke(cli, ["store", "init", fresh_database])
     assert result.exit_code != 0
     assert isinstance(result.exception, StoreNotInitialized)
+    assert "npm (Node.js) is not installed" in str(result.exception)
+    assert "npm install @eventide/message-db@1.3.1" in str(result.exception)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_cli_init_outside_a_checkout_fetches_the_pinned_package(
+    fresh_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11, item 26: after a plain `pip install thalo`, `store init` just works."""
+    monkeypatch.chdir(tmp_path)  # no node_modules above it
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("THALO_CACHE_DIR", str(cache))
+    result = CliRunner().invoke(cli, ["store", "init", fresh_database, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    # the npm package 1.3.1 carries Message DB 1.3.0 (its database/VERSION.txt)
+    assert report["message_db_version"] == "1.3.0"
+    installed = cache / "npm" / "node_modules" / "@eventide" / "message-db" / "package.json"
+    assert json.loads(installed.read_text())["version"] == "1.3.1"
+    assert any("installed @eventide/message-db@1.3.1" in step for step in report["steps"])
+    assert (cache / "npm" / "node_modules" / "@eventide" / "message-db").is_dir()
+    assert not (tmp_path / "node_modules").exists()
+    # the pinned version is package.json's
+    pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]
+    assert pinned["@eventide/message-db"] == "1.3.1"
 
 
 def test_cli_init_sqlite(tmp_path: Path) -> None:

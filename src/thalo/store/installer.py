@@ -14,14 +14,19 @@ for nothing else).
 from __future__ import annotations
 
 __all__ = [
+    "MESSAGE_DB_VERSION",
     "PACKAGE_NAME",
     "InstallReport",
+    "fetch_message_db",
     "find_message_db",
     "install_message_db",
     "install_order",
 ]
 
+import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,8 @@ from thalo.store.messagedb import connection_options, unavailable
 from thalo.store.url import redact_url
 
 PACKAGE_NAME = "@eventide/message-db"
+# The version thalo installs when no package is at hand (package.json pins the same).
+MESSAGE_DB_VERSION = "1.3.1"
 _PGCRYPTO = "extensions/pgcrypto.sql"
 _TABLE = "tables/messages.sql"
 
@@ -124,13 +131,61 @@ async def _scalar(connection: psycopg.AsyncConnection[Any], sql: str) -> object:
     return None if row is None else row[0]
 
 
+def fetch_message_db(root: Path | None = None) -> tuple[Path, str | None]:
+    """The pinned package's ``database`` folder in thalo's cache, installed there with npm
+    first when missing: (folder, what was done, or None when it was there already).
+
+    For ``pip install thalo`` users outside a checkout, who have no ``node_modules``.
+    Raises StoreNotInitialized with the manual steps when npm is missing or fails.
+    """
+    root = root or _cache_dir() / "npm"
+    database = root / "node_modules" / PACKAGE_NAME / "database"
+    if (database / "install.sh").is_file():
+        return database, None
+    wanted = f"{PACKAGE_NAME}@{MESSAGE_DB_VERSION}"
+    manual = (
+        f"install it by hand (`npm install {wanted}`) and pass --message-db "
+        f"node_modules/{PACKAGE_NAME}, or run thalo store init where node_modules holds it"
+    )
+    npm = shutil.which("npm")
+    if npm is None:
+        raise StoreNotInitialized(
+            f"cannot find the {PACKAGE_NAME} package, and npm (Node.js) is not installed "
+            f"to fetch it: {manual}"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(root), "--no-audit", "--no-fund", wanted],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StoreNotInitialized(f"npm could not install {wanted}: {exc}; {manual}") from exc
+    if done.returncode != 0 or not (database / "install.sh").is_file():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise StoreNotInitialized(
+            f"npm could not install {wanted} into {root}: {' / '.join(tail)}; {manual}"
+        )
+    return database, f"installed {wanted} into {root} with npm (once; kept in thalo's cache)"
+
+
+def _cache_dir() -> Path:
+    """``$THALO_CACHE_DIR`` if set, else ``~/.cache/thalo`` (as the compile cache)."""
+    configured = os.environ.get("THALO_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "thalo"
+
+
 async def install_message_db(url: str, package: Path | None = None) -> InstallReport:
     """Install Message DB into the database at ``url``; idempotent (reports when already there).
 
     ``package``: the package (or its ``database`` folder); default: found in
-    ``node_modules`` above the current directory, looked for only when an
-    install is needed. Raises StoreUnavailable when the server refuses,
-    StoreNotInitialized when the package cannot be found, StoreError when a
+    ``node_modules`` above the current directory, else the pinned version in
+    thalo's cache (installed there with npm when missing, which the report
+    says), looked for only when an install is needed. Raises StoreUnavailable
+    when the server refuses, StoreNotInitialized when the package cannot be
+    found or fetched, StoreError when a
     script fails (nothing is left half-installed: everything runs in one
     transaction).
     """
@@ -149,9 +204,17 @@ async def install_message_db(url: str, package: Path | None = None) -> InstallRe
         if installed:
             version = str(await _scalar(connection, "SELECT message_store_version()"))
             return InstallReport(None, version, already_installed=True)
-        database_dir = find_message_db(explicit=package)
+        fetched: str | None = None
+        try:
+            database_dir = find_message_db(explicit=package)
+        except StoreNotInitialized:
+            if package is not None:
+                raise
+            database_dir, fetched = fetch_message_db()
         order = install_order(database_dir)
         report = InstallReport(database_dir, (database_dir / "VERSION.txt").read_text().strip())
+        if fetched is not None:
+            report.steps.append(fetched)
         has_uuid = await _scalar(
             connection, "SELECT to_regprocedure('gen_random_uuid()') IS NOT NULL"
         )
