@@ -8,6 +8,7 @@ from __future__ import annotations
 __all__ = ["build", "build_project", "new", "scaffold"]
 
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,11 +95,34 @@ def _module_name(class_name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
 
 
+def _refuse_python_names(name: str, class_name: str, module: str) -> None:
+    """Raise ``BuildError`` when the project's module or class name cannot work in Python.
+
+    ``thalo new class`` would write ``class.py`` (``import class`` is a syntax
+    error) and ``thalo new json`` a ``json.py`` that shadows the standard
+    library for the guest and its tests: neither project would test nor build.
+    """
+    import keyword
+
+    for word in (module, class_name):
+        if keyword.iskeyword(word):
+            raise BuildError(
+                f"{name!r} is not a usable aggregate name: {word!r} is a Python keyword, so "
+                f"the module {module}.py or the class {class_name} could not be used; pick another"
+            )
+    for generated in (module, f"{module}_schema", f"test_{module}"):
+        if generated in sys.stdlib_module_names:
+            raise BuildError(
+                f"{name!r} is not a usable aggregate name: the project's module {generated}.py "
+                f"would shadow the standard library module {generated!r}; pick another"
+            )
+
+
 def scaffold(directory: Path, name: str) -> list[Path]:
     """Writes a working aggregate project named ``name`` into ``directory``.
 
-    Raises ``BuildError`` if the name is not an identifier-like word or the
-    directory already holds files.
+    Raises ``BuildError`` if the name is not an identifier-like word, is a Python
+    keyword or shadows a standard-library module, or the directory already holds files.
     """
     from thalo.esdl import generate_python, parse
     from thalo.wasm.build import RESERVED_MODULES
@@ -112,6 +136,7 @@ def scaffold(directory: Path, name: str) -> list[Path]:
     module = _module_name(class_name)
     if module in RESERVED_MODULES or f"{module}_schema" in RESERVED_MODULES:
         raise BuildError(f"{name!r} clashes with a module every guest contains: pick another")
+    _refuse_python_names(name, class_name, module)
     if directory.exists() and any(directory.iterdir()):
         raise BuildError(f"{directory} already exists and is not empty")
     fields = {"Class": class_name, "module": module, "dist": module.replace("_", "-")}

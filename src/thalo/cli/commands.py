@@ -8,13 +8,14 @@ from __future__ import annotations
 
 __all__ = ["execute", "run", "state"]
 
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
-from thalo.cli.output import console, print_json
+from thalo.cli.output import console, err_console, escape, guarded, print_json, show, text
 from thalo.cli.session import connect, run_with_runtime, server_options
 from thalo.cli.streams import print_messages
 from thalo.errors import UsageError
@@ -24,14 +25,59 @@ if TYPE_CHECKING:
     from thalo.runtime import EntityState, Runtime
 
 
-def _json_object(text: str, what: str) -> dict[str, Any]:
+def _argument_text(argument: str, what: str) -> str | bytes:
+    """An argument's JSON text: as given, from stdin (``-``) or from a file (``@path``).
+
+    Large payloads do not fit in an argument list (``Argument list too long``),
+    so they come from stdin or a file instead.
+    """
+    if argument == "-":
+        data: bytes = sys.stdin.buffer.read()
+        return data
+    if argument.startswith("@"):
+        path = argument[1:]
+        try:
+            with open(path, "rb") as source:
+                return source.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read {what} from {path!r}: {exc.strerror or exc}") from None
+    return argument
+
+
+def _json_object(argument: str, what: str) -> dict[str, Any]:
+    source = _argument_text(argument, what)
     try:
-        value = orjson.loads(text)
+        value = orjson.loads(source)
     except orjson.JSONDecodeError as exc:
         raise UsageError(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise UsageError(f"{what} must be a JSON object, got {type(value).__name__}")
     return value
+
+
+async def _announce_compile(runtime: Runtime, aggregate: str) -> None:
+    """Say on stderr that a module is being compiled, when the compile cache misses.
+
+    The first command after a publish (or with a fresh cache) spends seconds
+    compiling the component; without a word the CLI would look hung. Loads the
+    module now, so the command that follows finds it ready. Unknown aggregates
+    are left to the command itself, which reports them.
+    """
+    from thalo.errors import RegistryError, UnknownAggregate
+    from thalo.wasm.cache import CompileCache
+
+    try:
+        record = await runtime.registry.resolve(aggregate)
+    except (UnknownAggregate, RegistryError):
+        return
+    if CompileCache().path(record.sha256).is_file():
+        return
+    with guarded():
+        err_console.print(
+            text(f"compiling {record.name} {record.version} (once; cached afterwards)…"),
+            style="dim",
+        )
+    await runtime.modules.current(aggregate)
 
 
 @click.command()
@@ -67,6 +113,9 @@ def execute(
 ) -> None:
     """Run COMMAND with PAYLOAD (JSON) on entity ENTITY_ID of AGGREGATE; print its events.
 
+    PAYLOAD (and --metadata) may be `-` to read the JSON from stdin, or
+    `@FILE` to read it from FILE: large payloads do not fit on a command line.
+
     Exit codes: 1 refused by the aggregate, 2 bad input, 3 unresolved
     concurrency conflict, 4 the guest failed, 5 store (or server) unreachable.
     """
@@ -92,6 +141,7 @@ def execute(
                 aggregate, entity_id, command, body, command_id=command_id, metadata=meta
             )
             return await runtime.wait(submitted, timeout=timeout)
+        await _announce_compile(runtime, aggregate)
         return await runtime.execute(
             aggregate, entity_id, command, body, command_id=command_id, metadata=meta
         )
@@ -105,7 +155,7 @@ def _print_events(
     if as_json:
         print_json([m.to_dict() for m in events])
     elif not events:
-        console.print(f"{aggregate} {entity_id}: {command} recorded no events")
+        show(text(f"{aggregate} {entity_id}: {command} recorded no events"))
     else:
         print_messages(events, title=f"{aggregate} {entity_id}: {command}")
 
@@ -139,7 +189,8 @@ def state(
     async def go(runtime: Runtime) -> EntityState:
         from rich.progress import Progress
 
-        with Progress(transient=True, console=console) as bar:
+        await _announce_compile(runtime, aggregate)
+        with Progress(transient=True, console=err_console) as bar:
             task = bar.add_task("replaying events", total=None)
             return await runtime.state(
                 aggregate,
@@ -153,15 +204,18 @@ def state(
         with connect(url, token) as client:
             result = client.state(aggregate, entity_id, at_position=at_position, at_time=moment)
     else:
-        result = run_with_runtime(go)
+        result = run_with_runtime(go, read_only=True)
     if as_json:
         print_json(result.to_dict())
         return
     where = "no events" if result.version < 0 else f"version {result.version}"
-    console.print(
-        f"[bold]{result.aggregate} {result.entity_id}[/] ({where}, module {result.module_version})"
-    )
-    console.print_json(orjson.dumps(result.state).decode())
+    with guarded():
+        show(
+            f"[bold]{escape(result.aggregate)} {escape(result.entity_id)}[/] "
+            f"({where}, module {escape(result.module_version)})"
+        )
+        state_text = orjson.dumps(result.state, option=orjson.OPT_INDENT_2).decode()
+        show(text(state_text, 100_000), soft_wrap=True)
 
 
 @click.command()

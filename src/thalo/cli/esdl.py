@@ -98,7 +98,9 @@ def check(file: Path, as_json: bool) -> None:
         except SchemaError as exc:
             errors = [d.to_dict() for d in exc.diagnostics if isinstance(d, Diagnostic)]
             print_json({"errors": errors or [{"message": exc.message}]})
-            raise
+            # This document is the error report: `thalo.cli.main` must not print the
+            # generic {"error": …} one after it (stdout stays one JSON document).
+            sys.exit(exc.exit_code)
         print_json(
             {
                 "schema": schema.to_json(),

@@ -50,7 +50,7 @@ class _LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = super().get_command(ctx, cmd_name)
         if found is not None or cmd_name not in _COMMANDS:
-            return found
+            return None if found is None else _accept_global_options(found)
         module_name, attr = _COMMANDS[cmd_name]
         try:
             module = importlib.import_module(module_name)
@@ -59,18 +59,52 @@ class _LazyGroup(click.Group):
                 raise
             return None  # that area has not landed yet
         command = getattr(module, attr, None)
-        return command if isinstance(command, click.Command) else None
+        return _accept_global_options(command) if isinstance(command, click.Command) else None
+
+
+def _set_store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        settings = ctx.find_root().obj
+        if isinstance(settings, Settings):
+            settings.store_override = value
+
+
+def _accept_global_options(command: click.Command) -> click.Command:
+    """Let ``--store`` follow the subcommand too: ``thalo execute --store URL …``.
+
+    Added once to every leaf command that does not have a ``--store`` of its own
+    (``thalo serve`` has one, which already overrides the global option).
+    """
+    if getattr(command, "_thalo_global_options", False):
+        return command
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_global_options(sub)
+    elif not any("--store" in param.opts for param in command.params):
+        command.params.append(
+            click.Option(
+                ["--store", "_global_store"],
+                metavar="URL",
+                default=None,
+                expose_value=False,
+                callback=_set_store,
+                help="Message store URL (the global --store; may also follow the command).",
+            )
+        )
+    command._thalo_global_options = True  # type: ignore[attr-defined]
+    return command
 
 
 class Settings:
     """What the global options resolved to; commands read it from ``ctx.obj``."""
 
     def __init__(self, store_url: str | None) -> None:
-        self._store_url = store_url
+        self.store_override = store_url
 
     @property
     def store_url(self) -> str:
-        return self._store_url or os.environ.get("THALO_STORE") or default_store_url()
+        """``--store`` (before or after the subcommand), else ``THALO_STORE``, else the default."""
+        return self.store_override or os.environ.get("THALO_STORE") or default_store_url()
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,21 +123,47 @@ def cli(ctx: click.Context, store_url: str | None) -> None:
     ctx.obj = Settings(store_url)
 
 
-def main(argv: list[str] | None = None) -> Any:
-    """Entry point: runs the CLI and turns ThaloError into its documented exit code."""
-    try:
-        return cli.main(args=argv, prog_name="thalo", standalone_mode=False)
-    except ThaloError as exc:
-        from thalo.cli.output import print_error
+def _wants_json(args: list[str]) -> bool:
+    """Whether ``--json`` is among the options (before a ``--`` that ends them)."""
+    options = args[: args.index("--")] if "--" in args else args
+    return "--json" in options
 
-        print_error(exc)
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: runs the CLI and turns ThaloError into its documented exit code.
+
+    With ``--json`` an error is ``{"error": {"code", "message", "exit_code"}}`` on
+    stdout (the exit code is the same), so a script reads one JSON document either way.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    as_json = _wants_json(args)
+    try:
+        return cli.main(args=args, prog_name="thalo", standalone_mode=False)
+    except ThaloError as exc:
+        from thalo.cli.output import print_error, print_error_json
+
+        if as_json:
+            print_error_json(exc.code, exc.message, exc.exit_code)
+        else:
+            print_error(exc)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        if as_json:
+            from thalo.cli.output import print_error_json
+
+            print_error_json("Aborted", "aborted", 130)
+        else:
+            click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if exc.exit_code == 1 or isinstance(exc, click.UsageError) else exc.exit_code)
+        code = 2 if exc.exit_code == 1 or isinstance(exc, click.UsageError) else exc.exit_code
+        if as_json:
+            from thalo.cli.output import print_error_json
+
+            print_error_json("UsageError", exc.format_message(), code)
+        else:
+            exc.show()
+        sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
 

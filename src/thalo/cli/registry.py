@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from thalo.cli.output import console, print_json
+from thalo.cli.output import err_console, escape, print_json, show, text
 from thalo.cli.session import connect, run_with_store, server_options
 from thalo.errors import UsageError
 
@@ -65,7 +65,7 @@ def publish(paths: tuple[Path, ...], as_json: bool, url: str | None, token: str 
 
         return await Registry(store).publish(schema_text, wasm, filename=filename)
 
-    with console.status("publishing (first compile of a component takes a few seconds)…"):
+    with err_console.status("publishing (first compile of a component takes a few seconds)…"):
         if url:
             with connect(url, token) as client:
                 published = client.publish(schema_text, wasm)
@@ -74,10 +74,10 @@ def publish(paths: tuple[Path, ...], as_json: bool, url: str | None, token: str 
     if as_json:
         print_json(published)
         return
-    console.print(
-        f"published [bold]{published['name']} {published['version']}[/] "
-        f"({published['size'] / 1e6:.1f} MB, sha256 {published['sha256'][:12]}…): "
-        f"commands {', '.join(published['commands'])}"
+    show(
+        f"published [bold]{escape(published['name'])} {escape(published['version'])}[/] "
+        f"({published['size'] / 1e6:.1f} MB, sha256 {escape(published['sha256'][:12])}…): "
+        f"commands {escape(', '.join(published['commands']))}"
     )
 
 
@@ -98,23 +98,23 @@ def modules(name: str | None, as_json: bool, url: str | None, token: str | None)
         with connect(url, token) as client:
             records = client.modules(name)
     else:
-        records = [r.to_dict() for r in run_with_store(go)]
+        records = [r.to_dict() for r in run_with_store(go, read_only=True)]
     if as_json:
         print_json(records)
         return
     if not records:
-        console.print("no modules published" + (f" for {name}" if name else ""))
+        show("no modules published" + (f" for {escape(name)}" if name else ""))
         return
     table = Table(show_edge=False, pad_edge=False)
     for column in ("aggregate", "version", "commands", "size", "sha256", "published"):
         table.add_column(column)
     for r in records:
         table.add_row(
-            r["name"],
-            r["version"],
-            ", ".join(r["commands"]),
+            text(r["name"]),
+            text(r["version"]),
+            text(", ".join(r["commands"])),
             f"{r['size'] / 1e6:.1f} MB",
-            r["sha256"][:12],
+            text(r["sha256"][:12]),
             datetime.fromisoformat(r["published_at"]).strftime("%Y-%m-%d %H:%M:%S"),
         )
-    console.print(table)
+    show(table)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from thalo.cli.output import console, print_json
+from thalo.cli.output import escape, print_json, show, text
 
 
 @click.group()
@@ -64,6 +64,6 @@ def init(ctx: click.Context, url: str | None, message_db: Path | None, as_json: 
     if as_json:
         print_json(result)
         return
-    console.print(f"[bold]{result['store']}[/]")
+    show(f"[bold]{escape(result['store'])}[/]")
     for step in result["steps"]:
-        console.print(f"  • {step}", markup=False, highlight=False)
+        show(text(f"  • {step}"))
