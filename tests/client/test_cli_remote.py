@@ -239,6 +239,10 @@ def test_without_a_url_the_cli_stays_local(tmp_path: Path) -> None:
     """No --url, no THALO_URL: the default store under ./.thalo/ is opened, as before."""
     workdir = tmp_path / "local"
     workdir.mkdir()
+    # a read-only command never creates a store: it names the missing local one
+    missing = thalo("modules", cwd=workdir, code=2)
+    assert ".thalo/thalo.db" in missing.stderr and not (workdir / ".thalo").exists()
+    thalo("store", "init", cwd=workdir)
     proc = thalo("modules", cwd=workdir)
     assert "no modules published" in proc.stdout
-    assert (workdir / ".thalo").exists()
+    assert (workdir / ".thalo" / "thalo.db").exists()
