@@ -128,7 +128,7 @@ async def test_4_state_with_an_invalid_snapshot_is_a_guest_fault(runtime: Runtim
 # --- 6: a snapshot that cannot be restored -------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["restore-trap"])
+@pytest.mark.parametrize("mode", ["restore-trap", "restore-loop"])
 async def test_6_a_bad_snapshot_falls_back_to_replay_and_is_not_used_again(
     rt_store: MessageStore, mode: str
 ) -> None:
