@@ -33,6 +33,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "state": ("thalo.cli.commands", "state"),
     "run": ("thalo.cli.commands", "run"),
     "serve": ("thalo.cli.serve", "serve"),
+    "projection": ("thalo.cli.projection", "projection"),
+    "relay": ("thalo.cli.relay", "relay"),
     "stream": ("thalo.cli.streams", "stream"),
     "category": ("thalo.cli.streams", "category"),
 }
