@@ -1,8 +1,51 @@
-"""thalo.consumer: position-tracked category readers, and the command consumer."""
+"""thalo.consumer: position-tracked category readers, projections and read models.
+
+``Consumer`` is the low-level reader behind ``thalo run``; ``Projection``
+(at least once) and ``ReadModel`` (exactly once, rows and position in one
+transaction) are what users write read models with, and ``ProjectionRunner``
+runs them (``thalo projection run``). See docs/read-side.md.
+"""
 
 from thalo.consumer.consumer import POSITION_TYPE as POSITION_TYPE
 from thalo.consumer.consumer import Consumer as Consumer
 from thalo.consumer.consumer import Handler as Handler
 from thalo.consumer.consumer import idle as idle
+from thalo.consumer.database import ReadModelDatabase as ReadModelDatabase
+from thalo.consumer.database import open_read_model_database as open_read_model_database
+from thalo.consumer.positions import CatalogEntry as CatalogEntry
+from thalo.consumer.positions import category_lag as category_lag
+from thalo.consumer.positions import list_projections as list_projections
+from thalo.consumer.projection import Hook as Hook
+from thalo.consumer.projection import MessageHandler as MessageHandler
+from thalo.consumer.projection import Projection as Projection
+from thalo.consumer.projection import ReadModel as ReadModel
+from thalo.consumer.projection import TransactionHandler as TransactionHandler
+from thalo.consumer.projection import TransactionHook as TransactionHook
+from thalo.consumer.runner import CategoryProgress as CategoryProgress
+from thalo.consumer.runner import ProjectionFailed as ProjectionFailed
+from thalo.consumer.runner import ProjectionRunner as ProjectionRunner
+from thalo.consumer.runner import parked_origin as parked_origin
+from thalo.consumer.wakeup import StoreWatcher as StoreWatcher
 
-__all__ = ["POSITION_TYPE", "Consumer", "Handler", "idle"]
+__all__ = [
+    "POSITION_TYPE",
+    "CatalogEntry",
+    "CategoryProgress",
+    "Consumer",
+    "Handler",
+    "Hook",
+    "MessageHandler",
+    "Projection",
+    "ProjectionFailed",
+    "ProjectionRunner",
+    "ReadModel",
+    "ReadModelDatabase",
+    "StoreWatcher",
+    "TransactionHandler",
+    "TransactionHook",
+    "category_lag",
+    "idle",
+    "list_projections",
+    "open_read_model_database",
+    "parked_origin",
+]
