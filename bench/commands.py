@@ -132,8 +132,10 @@ async def rebuild_times(store: MessageStore, events: int) -> tuple[float, float]
 
     without = await cold(0)
     async with Runtime(store, snapshot_every=1) as runtime:
-        hydrated = await runtime._entity(await runtime.modules.current(AGGREGATE), stream, entity)
-        await runtime.write_snapshot(hydrated)
+        hydrated = await runtime.entities.get(
+            await runtime.modules.current(AGGREGATE), stream, entity
+        )
+        await runtime.entities.write_snapshot(hydrated)
     with_snapshot = await cold(100)
     return without, with_snapshot
 

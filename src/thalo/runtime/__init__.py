@@ -1,13 +1,13 @@
 """thalo.runtime: executes commands against published aggregates (router, cache, snapshots)."""
 
-from thalo.runtime.runtime import REPLY_CATEGORY as REPLY_CATEGORY
-from thalo.runtime.runtime import REPLY_FAILED as REPLY_FAILED
-from thalo.runtime.runtime import REPLY_SUCCEEDED as REPLY_SUCCEEDED
-from thalo.runtime.runtime import SNAPSHOT_TYPE as SNAPSHOT_TYPE
-from thalo.runtime.runtime import EntityState as EntityState
-from thalo.runtime.runtime import Recorded as Recorded
+from thalo.core import EntityState as EntityState
+from thalo.runtime.command_streams import REPLY_CATEGORY as REPLY_CATEGORY
+from thalo.runtime.command_streams import REPLY_FAILED as REPLY_FAILED
+from thalo.runtime.command_streams import REPLY_SUCCEEDED as REPLY_SUCCEEDED
+from thalo.runtime.command_streams import Submitted as Submitted
+from thalo.runtime.entities import SNAPSHOT_TYPE as SNAPSHOT_TYPE
+from thalo.runtime.recorded import Recorded as Recorded
 from thalo.runtime.runtime import Runtime as Runtime
-from thalo.runtime.runtime import Submitted as Submitted
 
 __all__ = [
     "REPLY_CATEGORY",
