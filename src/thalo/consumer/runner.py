@@ -27,7 +27,7 @@ import contextlib
 import inspect
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ from thalo.consumer.positions import (
 from thalo.consumer.projection import MessageHandler, Projection, ReadModel
 from thalo.consumer.wakeup import StoreWatcher
 from thalo.core import Message, NewMessage
-from thalo.errors import DuplicateMessageId, StoreUnavailable
+from thalo.errors import DuplicateMessageId, StoreError, StoreUnavailable
 from thalo.store import MessageStore
 
 log = logging.getLogger("thalo.projection")
@@ -105,6 +105,22 @@ def parked_origin(parked: Message) -> Message:
     )
 
 
+async def _racing(step: Callable[[], Awaitable[None]]) -> None:
+    """Run a ``CREATE … IF NOT EXISTS`` step, again if a concurrent process raced it.
+
+    On PostgreSQL two transactions creating the same table both pass ``IF NOT
+    EXISTS`` and one fails on a unique index of the catalog; the retry sees it.
+    """
+    for attempt in range(5):
+        try:
+            await step()
+            return
+        except StoreError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+
+
 async def _call(result: Any) -> None:
     if inspect.isawaitable(result):
         await result
@@ -148,10 +164,14 @@ class ProjectionRunner:
     async def _open(self) -> None:
         if isinstance(self.projection, ReadModel) and self.database is None:
             self.database = open_read_model_database(self.store, self.projection.database)
-            async with self.database.transaction() as tx:
-                await ensure_position_table(tx)
-                if self.projection.setup_hook is not None:
-                    await _call(self.projection.setup_hook(tx))
+            await _racing(self._setup)
+
+    async def _setup(self) -> None:
+        assert self.database is not None and isinstance(self.projection, ReadModel)
+        async with self.database.transaction() as tx:
+            await ensure_position_table(tx)
+            if self.projection.setup_hook is not None:
+                await _call(self.projection.setup_hook(tx))
 
     async def _close(self) -> None:
         if self.database is not None:
@@ -165,14 +185,16 @@ class ProjectionRunner:
 
     async def register(self) -> None:
         """Enter this projection in the store's catalog (``thalo projection status``)."""
-        await register_projection(
-            self.store,
-            name=self.projection.name,
-            kind="read_model" if isinstance(self.projection, ReadModel) else "projection",
-            categories=self.projection.categories,
-            target=self.target,
-            group_size=self.group_size,
-            table_in_store=self._table_in_store(),
+        await _racing(
+            lambda: register_projection(
+                self.store,
+                name=self.projection.name,
+                kind="read_model" if isinstance(self.projection, ReadModel) else "projection",
+                categories=self.projection.categories,
+                target=self.target,
+                group_size=self.group_size,
+                table_in_store=self._table_in_store(),
+            )
         )
 
     async def run(
