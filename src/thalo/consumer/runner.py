@@ -379,7 +379,7 @@ class ProjectionRunner:
             if handler is not None:
                 try:
                     result = handler(message)
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         await result
                 except Exception as exc:
                     if not await self._retry(cat, message, handler, exc, stop):
@@ -389,7 +389,7 @@ class ProjectionRunner:
             recorder.last = message.global_position
             recorder.unrecorded += 1
             if recorder.unrecorded >= recorder.every:
-                await recorder.flush()
+                recorder.flush_soon()
 
     async def _retry(
         self,
@@ -438,7 +438,7 @@ class ProjectionRunner:
                 if handler is not None:
                     try:
                         result = handler(message, tx)
-                        if inspect.isawaitable(result):
+                        if result is not None and inspect.isawaitable(result):
                             await result
                     except StoreUnavailable:
                         raise
@@ -645,14 +645,37 @@ class _StreamRecorder:
         self.unrecorded = 0
         self.last: int | None = None
         self.recorded: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def flush_soon(self) -> None:
+        """Record the position in a task of its own, so that handling goes on meanwhile.
+
+        At most one such write is in flight; later calls while it runs do
+        nothing (the next threshold or the final flush records the newer one).
+        """
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush_logged())
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self._write()
+        except Exception as exc:  # the next flush tries again
+            log.warning("projection: recording position in %s failed: %s", self.stream, exc)
 
     async def flush(self) -> None:
-        """Record the last position handled, if it moved (read models: for status only)."""
+        """Wait for a write in flight, then record the last position handled if it moved."""
+        if self._task is not None:
+            await self._task
+            self._task = None
+        await self._write()
+
+    async def _write(self) -> None:
         runner = self.runner
-        if isinstance(runner.projection, ReadModel):
+        if isinstance(runner.projection, ReadModel):  # read models: for status only
             self.last = runner.progress[self.category].position
-        if self.last is None or self.last == self.recorded:
+        last = self.last
+        if last is None or last == self.recorded:
             return
-        await write_stream_position(runner.store, self.stream, self.last)
-        self.recorded = self.last
+        await write_stream_position(runner.store, self.stream, last)
+        self.recorded = last
         self.unrecorded = 0
