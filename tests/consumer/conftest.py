@@ -36,6 +36,20 @@ async def write_events(
 
 
 async def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Rows of ``sql`` on the store's own database (thalo's schema first on PostgreSQL)."""
+    """Rows of ``sql`` on the store's own database (thalo's schema first on PostgreSQL).
+
+    SQLite is read with a bare read-only connection: opening a store checks its
+    schema under the write lock, which a running read model holds most of the time.
+    """
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        from thalo.store.sql import to_qmark
+
+        connection = sqlite3.connect(f"file:{url[len('sqlite:///') :]}?mode=ro", uri=True)
+        try:
+            return connection.execute(to_qmark(sql), params).fetchall()
+        finally:
+            connection.close()
     async with open_store(url) as store, store.transaction(read_only=True) as tx:
         return await tx.execute(sql, params)
