@@ -3,7 +3,8 @@
 ``Consumer`` is the low-level reader behind ``thalo run``; ``Projection``
 (at least once) and ``ReadModel`` (exactly once, rows and position in one
 transaction) are what users write read models with, and ``ProjectionRunner``
-runs them (``thalo projection run``). See docs/read-side.md.
+runs them (``thalo projection run``); ``Relay`` forwards a category to NATS
+JetStream or Redis Streams (``thalo relay``). See docs/read-side.md, docs/relay.md.
 """
 
 from thalo.consumer.consumer import POSITION_TYPE as POSITION_TYPE
@@ -21,6 +22,11 @@ from thalo.consumer.projection import Projection as Projection
 from thalo.consumer.projection import ReadModel as ReadModel
 from thalo.consumer.projection import TransactionHandler as TransactionHandler
 from thalo.consumer.projection import TransactionHook as TransactionHook
+from thalo.consumer.relay import Broker as Broker
+from thalo.consumer.relay import NatsBroker as NatsBroker
+from thalo.consumer.relay import RedisBroker as RedisBroker
+from thalo.consumer.relay import Relay as Relay
+from thalo.consumer.relay import category_head as category_head
 from thalo.consumer.runner import CategoryProgress as CategoryProgress
 from thalo.consumer.runner import ProjectionFailed as ProjectionFailed
 from thalo.consumer.runner import ProjectionRunner as ProjectionRunner
@@ -29,20 +35,25 @@ from thalo.consumer.wakeup import StoreWatcher as StoreWatcher
 
 __all__ = [
     "POSITION_TYPE",
+    "Broker",
     "CatalogEntry",
     "CategoryProgress",
     "Consumer",
     "Handler",
     "Hook",
     "MessageHandler",
+    "NatsBroker",
     "Projection",
     "ProjectionFailed",
     "ProjectionRunner",
     "ReadModel",
     "ReadModelDatabase",
+    "RedisBroker",
+    "Relay",
     "StoreWatcher",
     "TransactionHandler",
     "TransactionHook",
+    "category_head",
     "category_lag",
     "idle",
     "list_projections",
