@@ -124,3 +124,50 @@ def test_replay_parked_redelivers_what_failed(tmp_path: Path) -> None:
     assert handled() == [1, 3, 2], replayed.stdout + replayed.stderr
     thalo("projection", "replay-parked", "flaky", env=env)  # nothing is delivered twice
     assert handled() == [1, 3, 2]
+
+
+def test_status_lists_the_command_consumer_and_relays_too(tmp_path: Path) -> None:
+    """Every consumer of the store shows in `thalo projection status`, not only projections."""
+    import uuid
+
+    from thalo.consumer.commands import CommandConsumer
+    from thalo.runtime import Runtime
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {"THALO_STORE": url}
+    category = f"relayed{uuid.uuid4().hex[:8]}"
+    name = f"relay-{category}"
+    asyncio.run(write(url, f"{category}-1", *[NewMessage("Happened", {"n": n}) for n in range(3)]))
+
+    async def consume_commands() -> None:  # what `thalo run` does at start
+        async with open_store(url) as store, Runtime(store) as runtime:
+            await CommandConsumer(runtime, ["Counter"], name="runner").poll()
+
+    asyncio.run(consume_commands())
+    relay = subprocess.Popen(
+        [THALO, "relay", category, "--to", "redis://127.0.0.1:6379", "--name", name],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            rows = json.loads(thalo("projection", "status", "--json", env=env).stdout)
+            relayed = [r for r in rows if r["name"] == name]
+            if relayed and relayed[0]["position"] == 3:
+                break
+            assert relay.poll() is None, relay.communicate()
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.2)
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        relay.communicate(timeout=30)
+        import redis
+
+        redis.Redis(host="127.0.0.1", port=6379).delete(f"thalo:{category}")
+    kinds = {(r["name"], r["kind"], r["category"]) for r in rows}
+    assert ("runner", "commands", "counter:command") in kinds
+    assert (name, "relay", category) in kinds
+    assert [r["lag"] for r in rows if r["name"] == name] == [0]

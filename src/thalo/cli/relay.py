@@ -174,6 +174,12 @@ def relay(
             store, category_name, broker, name=consumer_name, batch_size=batch_size,
             poll_interval=poll,
         )  # fmt: skip
+        from thalo.consumer.positions import register_consumer
+
+        # listed by `thalo projection status`, with its position and lag
+        await register_consumer(
+            store, name=consumer_name, kind="relay", categories=(category_name,)
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

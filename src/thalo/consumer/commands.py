@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 
 from thalo.consumer.consumer import Consumer, Handler, idle
+from thalo.consumer.positions import register_consumer
 from thalo.core import Message, NewMessage, command_stream_name, get_id
 from thalo.core import metadata as keys
 from thalo.errors import StoreError, ThaloError, UnknownAggregate, WrongExpectedVersion
@@ -53,7 +54,16 @@ class CommandConsumer:
         names = self.aggregates
         if names is None:
             names = sorted({r.name for r in await self.runtime.registry.modules()})
-        for aggregate in names:
+        found = [aggregate for aggregate in names if aggregate not in self.consumers]
+        if found:  # listed by `thalo projection status`, with its position and lag
+            await register_consumer(
+                self.runtime.store,
+                name=self.name,
+                kind="commands",
+                categories=tuple(command_stream_name(a) for a in found),
+                group_size=self.group_size,
+            )
+        for aggregate in found:
             if aggregate not in self.consumers:
                 self.consumers[aggregate] = Consumer(
                     self.runtime.store,

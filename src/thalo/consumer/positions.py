@@ -82,7 +82,7 @@ class CatalogEntry:
     """One projection that has run against this store."""
 
     name: str
-    kind: str  # "projection" | "read_model"
+    kind: str  # "projection" | "read_model" | "commands" | "relay"
     categories: tuple[str, ...]
     target: str | None
     group_size: int | None
@@ -130,6 +130,31 @@ async def register_projection(
                 now,
             ),
         )
+
+
+async def register_consumer(
+    store: MessageStore,
+    *,
+    name: str,
+    kind: str,
+    categories: tuple[str, ...],
+    group_size: int | None = None,
+) -> None:
+    """Record a consumer that is not a projection (the command consumer of ``thalo run``
+    and ``thalo serve``, a relay) so that ``thalo projection status`` lists it too; its
+    categories add to those recorded before under the same name."""
+    known = {entry.name: entry for entry in await list_projections(store)}
+    if name in known:
+        categories = tuple(sorted({*known[name].categories, *categories}))
+    await register_projection(
+        store,
+        name=name,
+        kind=kind,
+        categories=categories,
+        target=None,
+        group_size=group_size,
+        table_in_store=False,
+    )
 
 
 async def list_projections(store: MessageStore) -> list[CatalogEntry]:
