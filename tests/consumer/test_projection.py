@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from conftest import query, write_events
@@ -184,3 +185,48 @@ async def test_idle_consumer_wakes_soon_after_a_write(backend_url: str) -> None:
     latencies.sort()
     assert len(latencies) == 10
     assert latencies[5] < 0.2, latencies  # idle_timeout is 5 s: the watcher woke it
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database for a read model apart from the store: an SQLite file, or PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'read_model.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def test_a_read_model_in_a_database_of_its_own(backend_url: str, own_database: str) -> None:
+    """Rows and position go to the read model's own database, exactly once, across a resume."""
+    cat = unique_category("own")
+    table = f"t_{cat}"
+    database = own_database
+    if backend_url == database:
+        pytest.skip("the Message DB store's own database is covered by the other tests")
+    model = counting_model(f"{cat}_rm", cat, table, database=database)
+    async with open_store(backend_url) as store:
+        await write_events(store, cat, 120)
+        await ProjectionRunner(store, model).run(until_caught_up=True)
+        await write_events(store, cat, 30)
+        await ProjectionRunner(store, model).run(until_caught_up=True)
+    rows = await _rows(database, f"SELECT count(*), max(times) FROM {table}")
+    assert rows == [(150, 1)]
+    positions = await _rows(database, "SELECT count(*) FROM thalo_read_model_positions")
+    assert positions[0][0] >= 1  # the position lives beside the rows
+    if backend_url.startswith("sqlite"):  # nothing of the read model in the store's file
+        assert await query(
+            backend_url, f"SELECT count(*) FROM sqlite_master WHERE name = '{table}'"
+        ) == [(0,)]
+
+
+async def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(url[len("sqlite:///") :]) as connection:
+            return connection.execute(sql).fetchall()
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url) as connection:
+        cursor = await connection.execute(sql)
+        return list(await cursor.fetchall())
