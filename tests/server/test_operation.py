@@ -142,7 +142,10 @@ def test_an_unreachable_store_exits_5(tmp_path: Path) -> None:
 def test_a_store_outage_is_503_with_retry_after(postgres_url: str, built: Any) -> None:
     with fresh_database(postgres_url) as url:
         asyncio.run(publish_all(url, {"Counter": built["Counter"]}))
-        with serving(url, capture=True) as served, httpx.Client(base_url=served.url) as http:
+        with (
+            serving(url, capture=True) as served,
+            httpx.Client(base_url=served.url, timeout=30) as http,
+        ):
             assert post(http, "Counter", "out-1", "increment", {"amount": 1}).status_code == 200
             name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
             with psycopg.connect(postgres_url, autocommit=True) as connection:
@@ -155,8 +158,10 @@ def test_a_store_outage_is_503_with_retry_after(postgres_url: str, built: Any) -
                 ready = http.get("/readyz")
                 problem(ready, 503, ready.json()["code"])
                 assert ready.headers["retry-after"]
+                started = time.monotonic()
                 down = post(http, "Counter", "out-2", "increment", {"amount": 1})
                 assert problem(down, 503, down.json()["code"])["exit_code"] == 5
+                assert time.monotonic() - started < 10  # fails fast, does not hang
                 assert http.get("/healthz").status_code == 200  # the process itself is up
             finally:
                 with psycopg.connect(postgres_url, autocommit=True) as connection:

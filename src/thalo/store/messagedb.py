@@ -58,6 +58,7 @@ from thalo.store.url import redact_url
 
 THALO_SCHEMA = "thalo"
 CONNECT_TIMEOUT_SECONDS = 10
+POOL_CHECKOUT_SECONDS = 3.0
 POOL_MAX_SIZE = 16
 
 _GET_STREAM = "SELECT * FROM get_stream_messages(%s::varchar, %s::bigint, %s::bigint, %s::varchar)"
@@ -205,7 +206,10 @@ class MessageDbStore(StoreBase):
             min_size=1,
             max_size=POOL_MAX_SIZE,
             open=False,
-            timeout=CONNECT_TIMEOUT_SECONDS,
+            # How long a caller waits for a connection: short, so that with the
+            # server gone a request fails fast (StoreUnavailable, HTTP 503) instead
+            # of hanging while the pool keeps trying to reconnect.
+            timeout=POOL_CHECKOUT_SECONDS,
             name="thalo-messagedb",
         )
         try:
