@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-from time import perf_counter
+from time import perf_counter, thread_time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from thalo.core import (
@@ -517,24 +517,26 @@ class Runtime:
         (a hot call costs less than two thread hand-offs), else on a worker thread, so
         that a slow call never holds up other entities (runtime/offload.py). An inline
         call never waits for its instance: if another thread holds it, it goes to a worker.
+        A call is timed in CPU time of its thread: on a loaded machine, waiting for the
+        GIL or a core must not make a fast command look slow.
         """
         calls = module.calls
         if calls.inline(kind):
-            started = perf_counter()
+            started = thread_time()
             try:
                 result = fn(*args, wait=False)
             except InstanceBusy:
                 pass
             else:
-                calls.observe(kind, perf_counter() - started)
+                calls.observe(kind, thread_time() - started)
                 return result
 
         def timed() -> _T:
-            started = perf_counter()
+            started = thread_time()
             try:
                 return fn(*args)
             finally:
-                calls.observe(kind, perf_counter() - started)
+                calls.observe(kind, thread_time() - started)
 
         return await self._guest(timed)
 
