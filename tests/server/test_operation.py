@@ -49,18 +49,15 @@ def test_sigterm_lets_in_flight_commands_finish_and_loses_none(sqlite_store: str
 
         def send(n: int) -> None:
             key = f"cmd-{n}"
-            # three guests spin to their 2 s budget, keeping the others in flight meanwhile
-            aggregate, command, body = (
-                ("Chaos", "spin", {}) if n % 17 == 0 else ("Counter", "increment", {"amount": 1})
-            )
             with httpx.Client(base_url=served.url, timeout=60) as http:
                 start.wait()
                 try:
-                    answer = post(http, aggregate, f"e{n % 7}", command, body, Idempotency_Key=key)
-                    outcomes[key] = (
-                        f"{answer.status_code} {answer.json().get('code', '')}",
-                        time.monotonic(),
+                    # ~0.2 s of guest work each, on two guest threads: most are in flight
+                    answer = post(
+                        http, "Rogue", f"e{n % 7}", "dawdle", {"rounds": 20}, Idempotency_Key=key
                     )
+                    code = answer.json().get("code", "")
+                    outcomes[key] = (f"{answer.status_code} {code}", time.monotonic())
                 except httpx.TransportError as exc:
                     outcomes[key] = (f"unsent {type(exc).__name__}", time.monotonic())
 
@@ -75,16 +72,15 @@ def test_sigterm_lets_in_flight_commands_finish_and_loses_none(sqlite_store: str
         code, log = served.stop(timeout=60)
     assert code == 0, log
     kinds = {outcome for outcome, _ in outcomes.values()}
-    assert kinds <= {"200 ", "500 GuestTimeout", "503 ServerUnavailable"} | {
+    assert kinds <= {"200 ", "503 ServerUnavailable"} | {
         k for k in kinds if k.startswith("unsent")
     }, kinds
     finished_after_signal = [k for k, (o, t) in outcomes.items() if o == "200 " and t > signalled]
     assert finished_after_signal, f"no command was in flight at SIGTERM: {outcomes}"
     # every command reported done is stored, and nothing stored was reported failed
     with serving(sqlite_store) as again, httpx.Client(base_url=again.url) as http:
-        stored = stored_command_ids(http, "counter")
-    spinners = {f"cmd-{n}" for n in range(50) if n % 17 == 0}
-    succeeded = {k for k, (o, _) in outcomes.items() if o == "200 " and k not in spinners}
+        stored = stored_command_ids(http, "rogue")
+    succeeded = {k for k, (o, _) in outcomes.items() if o == "200 "}
     assert sorted(stored) == sorted(succeeded)
 
 

@@ -5,6 +5,7 @@ aggregate Rogue {
   note(text: String) -> Noted
   overflow() -> Measured
   arm(mode: String) -> Armed
+  dawdle(rounds: Int) -> Noted
 }
 
 event Noted {

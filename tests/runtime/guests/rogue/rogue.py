@@ -4,6 +4,8 @@
   carry it, so the host cannot decode the events the guest already applied.
 - ``note`` with text ``odd:list`` / ``odd:object`` / ``odd:data`` comes back
   with an event ``type`` that is a JSON list or object, or ``data`` that is a list.
+- ``dawdle(rounds)`` computes ``rounds`` × 100,000 loop turns, then notes it: a
+  slow command that succeeds (for shutdown tests; the guest has no clock).
 - ``arm(mode)`` sets how snapshots go from then on: ``raise`` or ``loop`` in
   ``to_snapshot``, ``bad-json`` (the snapshot text is not JSON), ``restore-trap``
   or ``restore-loop`` in ``from_snapshot``; ``ok`` is the default.
@@ -71,6 +73,12 @@ class Rogue(RogueBase):
 
     def handle_overflow(self, ctx: Context) -> Measured:
         return Measured(value=float("inf"))
+
+    def handle_dawdle(self, ctx: Context, rounds: int) -> Noted:
+        total = 0
+        for turn in range(rounds * 100_000):
+            total += turn & 7
+        return Noted(text=f"dawdled {rounds} rounds ({total})")
 
     def handle_arm(self, ctx: Context, mode: str) -> Armed:
         return Armed(mode=mode)

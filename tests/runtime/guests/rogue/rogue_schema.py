@@ -16,6 +16,7 @@ aggregate Rogue {
   note(text: String) -> Noted
   overflow() -> Measured
   arm(mode: String) -> Armed
+  dawdle(rounds: Int) -> Noted
 }
 
 event Noted {
@@ -114,6 +115,13 @@ def _decode_arm(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _decode_dawdle(payload: dict[str, Any]) -> dict[str, Any]:
+    """Command payload -> keyword arguments of handle_dawdle."""
+    return {
+        "rounds": payload["rounds"],
+    }
+
+
 class RogueBase(Aggregate):
     """Base class of the Rogue aggregate: subclass it and implement every method."""
 
@@ -124,6 +132,7 @@ class RogueBase(Aggregate):
         "note": CommandSpec("note", _decode_note, ("Noted",)),
         "overflow": CommandSpec("overflow", _decode_overflow, ("Measured",)),
         "arm": CommandSpec("arm", _decode_arm, ("Armed",)),
+        "dawdle": CommandSpec("dawdle", _decode_dawdle, ("Noted",)),
     }
     __thalo_events__: ClassVar[dict[str, type[Any]]] = {
         "Noted": Noted,
@@ -142,6 +151,10 @@ class RogueBase(Aggregate):
     @abc.abstractmethod
     def handle_arm(self, ctx: Context, mode: str) -> Armed:
         """Decide arm: return its events, or raise Rejected."""
+
+    @abc.abstractmethod
+    def handle_dawdle(self, ctx: Context, rounds: int) -> Noted:
+        """Decide dawdle: return its events, or raise Rejected."""
 
     @abc.abstractmethod
     def apply_noted(self, event: Noted) -> None:
