@@ -45,8 +45,3 @@ def http(api: Served) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api.url, timeout=30) as client:
         yield client
 
-
-def sqlite_copy(template: Path, target: Path) -> str:
-    """A private copy of the published template store: its URL."""
-    shutil.copyfile(template, target)
-    return f"sqlite:///{target.as_posix()}"

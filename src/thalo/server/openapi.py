@@ -82,7 +82,7 @@ _ERRORS: dict[int, tuple[str, str]] = {
     503: (
         "ServiceUnavailable",
         "The store cannot be reached (`StoreUnavailable`, with `Retry-After`) or the server "
-        "is shutting down (`ShuttingDown`).",
+        "is shutting down (`ServerUnavailable`).",
     ),
     504: ("GatewayTimeout", "An awaited async command got no answer (`CommandTimeout`)."),
 }
