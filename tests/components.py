@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import CHAOS, EXAMPLES, LIAR, ROGUE, bumped_copy, fresh_database
+from helpers import CHAOS, EXAMPLES, HOSTILE, LIAR, bumped_copy, fresh_database
 
 from thalo.cli.build import build_project
 from thalo.store import open_store
@@ -52,7 +52,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
         EXAMPLES / "todos",
         CHAOS,
         LIAR,
-        ROGUE,
+        HOSTILE,
     ]
     modules = [_build(p, out) for p in projects]
     return {m.name: m for m in modules}

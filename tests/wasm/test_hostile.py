@@ -1,6 +1,6 @@
 """Issue 11: a guest abusing budgets never bricks an entity, a neighbour or the log.
 
-Uses the ``hostile`` test guest (tests/wasm/guests/hostile), which misbehaves on
+Uses the ``hostile`` test guest (tests/guests/hostile), which misbehaves on
 request: slow or bulky events, memory kept in state, ``random``, log floods.
 """
 
@@ -28,7 +28,7 @@ from thalo.wasm import EntityLost, Limits, WasmModule, load_module
 pytestmark = pytest.mark.wasm
 
 CTX = {"streamName": "hostile-x"}
-SCHEMA = Path(__file__).resolve().parent / "guests" / "hostile" / "hostile.esdl"
+SCHEMA = Path(__file__).resolve().parents[1] / "guests" / "hostile" / "hostile.esdl"
 
 
 def _loops_for(module: WasmModule, seconds: float) -> int:
