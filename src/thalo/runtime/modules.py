@@ -114,6 +114,10 @@ class ModuleSet:
             self._seq = seq
             self._current.clear()
 
+    def loaded(self) -> list[LoadedModule]:
+        """Every module version loaded so far (for metrics)."""
+        return list(self._by_sha.values())
+
     def close(self) -> None:
         """Discard every loaded module's instances; idempotent."""
         for loaded in self._by_sha.values():
