@@ -80,17 +80,21 @@ def test_a_guest_memory_error_is_out_of_memory(hostile: WasmModule) -> None:
 
 
 async def test_bulky_and_slow_streams_rebuild_through_the_runtime(
-    hostile_runtime: tuple[Runtime, MessageStore],
+    hostile_runtime: tuple[Runtime, MessageStore], hostile: WasmModule
 ) -> None:
+    """The issue's two cases: four 8 MB events, and four events that each take 0.6 s
+    to apply. Each command succeeds; a rebuild that applied them in one call would
+    run out of memory (32 MB of JSON) or time (2.4 s against a 2 s budget)."""
     runtime, store = hostile_runtime
+    loops = _loops_for(hostile, 0.6)
     for _ in range(4):
-        await runtime.record("Hostile", "big", "bulk", {"megabytes": 6})
+        await runtime.record("Hostile", "big", "bulk", {"megabytes": 8})
+        await runtime.record("Hostile", "slow", "burn", {"loops": loops})
     async with Runtime(store, snapshot_every=0) as restarted:  # a fresh process: rebuilds
-        recorded = await restarted.record("Hostile", "big", "greet", {})
-        cached = restarted.cache.get("hostile-big")
-        assert cached is not None
-        state = json.loads(await restarted._guest(cached.wasm.snapshot))
-    assert state["bulk"] == 4 and recorded.version == 4
+        big = await restarted.state("Hostile", "big")
+        slow = await restarted.state("Hostile", "slow")
+    assert (big.version, big.state["bulk"]) == (3, 32)
+    assert (slow.version, slow.state["burned"]) == (3, 4)
 
 
 # --- 7: budgets measure work, not load ------------------------------------------

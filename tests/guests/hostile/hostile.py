@@ -5,9 +5,9 @@ Budgets and memory:
 - ``dawdle(rounds)`` computes ``rounds`` × 100,000 loop turns while deciding, then
   notes it: a slow command that succeeds (the guest has no clock), or, given
   enough rounds, one that runs out of time;
-- ``bulk(megabytes)`` stores big events; ``hold(megabytes)`` keeps memory in the
-  entity's state, allocated again on every replay; ``hog(megabytes)`` allocates
-  while deciding and keeps it;
+- ``bulk(megabytes)`` stores big events (counted, not kept); ``hold(megabytes)``
+  keeps memory in the entity's state, allocated again on every replay;
+  ``hog(megabytes)`` allocates while deciding and keeps it;
 - ``roll`` draws ``random`` in ``apply``, ``pick`` in ``handle``;
 - ``flood(lines, kilobytes)`` logs.
 
@@ -114,7 +114,6 @@ class Hostile(HostileBase):
         self.bulk = 0
         self.held = 0
         self.rolls: list[float] = []
-        self._blobs: list[str] = []
         self._kept: list[bytearray] = []
 
     def handle_note(self, ctx: Context, text: str) -> Noted:
@@ -173,8 +172,7 @@ class Hostile(HostileBase):
         self.burned += 1 + _spin(event.loops) * 0
 
     def apply_bulk(self, event: Bulk) -> None:
-        self._blobs.append(event.blob)
-        self.bulk += 1
+        self.bulk += len(event.blob) >> 20
 
     def apply_held(self, event: Held) -> None:
         self._kept.extend(_megabytes(event.megabytes))
