@@ -41,6 +41,7 @@ from wasmtime import _bindings as bindings
 from thalo.errors import GuestError, GuestOutOfMemory, GuestTimeout, GuestTrap, InvalidModule
 from thalo.wasm._calls import CallOutcome, StringCall
 from thalo.wasm._errors import EntityLost, InstanceBusy
+from thalo.wasm._usage import current
 from thalo.wasm.engine import TICK_SECONDS, track, wake
 
 if TYPE_CHECKING:
@@ -90,10 +91,6 @@ def _faults() -> int:
     return _getrusage(_RUSAGE_THREAD).ru_minflt
 
 
-# The instance and entity a guest call is running for, read by the log import.
-_current = threading.local()
-
-
 def guest_log(store: Any, level: str, message: str) -> None:
     """The ``host.log`` import: one guest line into the ``thalo.guest`` logger, tagged.
 
@@ -103,8 +100,8 @@ def guest_log(store: Any, level: str, message: str) -> None:
     and reported once per call. Error lines and allocation failures are always
     noted for the trap message, dropped or not.
     """
-    instance: Instance | None = getattr(_current, "instance", None)
-    entity_id: str | None = getattr(_current, "entity", None)
+    instance = current.instance
+    entity_id = current.entity
     aggregate = instance.module.name if instance is not None else "?"
     if len(message) > LOG_LINE_CHARS:
         cut = len(message) - LOG_LINE_CHARS
@@ -369,18 +366,18 @@ class Instance:
                     entity_id or "-",
                     "its instance was retired for another entity's memory",
                 )
-            _current.instance, _current.entity = self, entity_id
+            running = current
+            running.instance, running.entity = self, entity_id
             self.last_error = None
             self.out_of_memory = False
             self._start_budget(ticks)
             wake()
-            faults = _faults()
+            # One getrusage before and after: the CPU time the call used (the runtime
+            # reads it to keep slow commands off the event loop) and the pages it
+            # touched for the first time (page faults: how the instance's memory grew).
+            usage = _getrusage(_RUSAGE_THREAD)
             try:
-                result = work()
-                grown = (_faults() - faults) * _PAGE
-                self.touched += grown
-                outgrown = self.touched > self._recycle_at and not self.retired
-                return result
+                return work()
             except WasmtimeError as exc:
                 self.alive = False
                 self._close_store()
@@ -392,7 +389,13 @@ class Instance:
                     out_of_memory=self.out_of_memory,
                 )
             finally:
-                _current.instance = _current.entity = None
+                after = _getrusage(_RUSAGE_THREAD)
+                running.cpu += (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+                running.instance = running.entity = None
+                if self.alive:
+                    grown = (after.ru_minflt - usage.ru_minflt) * _PAGE
+                    self.touched += grown
+                    outgrown = self.touched > self._recycle_at and not self.retired
                 if self.log_dropped:
                     self._report_dropped(entity_id)
         finally:
