@@ -27,7 +27,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Match, Route
 
-from thalo.core import Message, get_id, stream_name
+from thalo.core import Message, category, get_id, stream_name
+from thalo.core import metadata as keys
 from thalo.errors import (
     CommandFailed,
     Forbidden,
@@ -282,7 +283,7 @@ def _result(aggregate: str, entity_id: str, command_name: str, recorded: Recorde
 
 
 async def reply(request: Request, service: Service) -> Response:
-    _access(request, service.config, admin=False)
+    access = _access(request, service.config, admin=False)
     reply_id = request.path_params["reply_id"]
     try:
         uuid.UUID(reply_id)
@@ -299,9 +300,11 @@ async def reply(request: Request, service: Service) -> Response:
     try:
         recorded = await service.runtime.outcome(reply_stream, timeout=seconds)
     except CommandFailed as exc:
+        await _check_reply_access(service, access, reply_stream, reply_id)
         return problem_response(exc)
     if recorded is None:
         return _json({"status": "pending"}, 202, {"Retry-After": "1"})
+    await _check_reply_access(service, access, reply_stream, reply_id)
     events = await _read_range(service, recorded.stream_name, recorded.position, recorded.count)
     body = {
         "status": "done",
@@ -311,6 +314,19 @@ async def reply(request: Request, service: Service) -> Response:
         "events": [m.to_dict() for m in events],
     }
     return _json(body, 200, {"ETag": f'"{recorded.version}"'})
+
+
+async def _check_reply_access(
+    service: Service, access: Access, reply_stream: str, reply_id: str
+) -> None:
+    """A token limited to some aggregates sees only the replies to their commands
+    (the reply names its command stream); others are 404, as if there were none."""
+    if access.admin or access.aggregates is None:
+        return
+    answer = await service.runtime.store.get_last_stream_message(reply_stream)
+    source = answer.meta(keys.CAUSATION_MESSAGE_STREAM_NAME) if answer is not None else None
+    if not isinstance(source, str) or not access.allows_category(category(source)):
+        raise NotFound(f"no reply {reply_id!r} for this token")
 
 
 async def entity_state(request: Request, service: Service) -> Response:
