@@ -37,7 +37,8 @@ status it maps to, so the interfaces never guess.
     │       └── GuestOutOfMemory      4 / 500
     ├── RegistryError                 2 / 400
     │   ├── ModuleNotFound            2 / 404
-    │   └── VersionNotGreater         2 / 409
+    │   ├── VersionNotGreater         2 / 409
+    │   └── VersionAlreadyPublished   2 / 409   that version holds other source
     ├── ConcurrencyExhausted          3 / 409   retries could not resolve a conflict
     ├── CommandFailed                 as remote  a command from a command stream failed
     ├── CommandTimeout                5 / 504   no runtime answered a submitted command
@@ -94,6 +95,7 @@ __all__ = [
     "UnknownCommand",
     "UnsupportedMediaType",
     "UsageError",
+    "VersionAlreadyPublished",
     "VersionNotGreater",
     "Violation",
     "WasmError",
@@ -426,6 +428,20 @@ class VersionNotGreater(RegistryError):
         self.aggregate = aggregate
         self.version = version
         self.latest = latest
+
+
+class VersionAlreadyPublished(RegistryError):
+    """The version is published already, built from other source: versions are immutable."""
+
+    http_status = 409
+
+    def __init__(self, aggregate: str, version: str, reason: str) -> None:
+        super().__init__(
+            f"cannot publish {aggregate} {version}: {version} is already published {reason}; "
+            "a published version never changes, so publish the change under a greater version"
+        )
+        self.aggregate = aggregate
+        self.version = version
 
 
 class ConcurrencyExhausted(ThaloError):

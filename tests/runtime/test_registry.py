@@ -15,6 +15,7 @@ from thalo.errors import (
     ModuleNotFound,
     SchemaError,
     UnknownAggregate,
+    VersionAlreadyPublished,
     VersionNotGreater,
 )
 from thalo.registry import Registry
@@ -102,3 +103,24 @@ async def test_bad_inputs_store_nothing(registry: Registry, built: dict[str, Bui
     with pytest.raises(InvalidModule):
         await registry.publish(counter.schema_text, counter.wasm[: len(counter.wasm) // 2])
     assert await registry.modules() == []
+
+
+async def test_a_publish_is_decided_before_the_component_is_looked_at(
+    registry: Registry, built: dict[str, Built]
+) -> None:
+    """Bytes that are no component at all show that no refusal or no-op ever loads them."""
+    counter, source, other = built["Counter"], "a" * 64, "b" * 64
+    record = await registry.publish(counter.schema_text, counter.wasm, source_digest=source)
+    assert record.source_digest == source
+    assert record.to_dict()["source_digest"] == source
+    again = await registry.publish(counter.schema_text, b"not a component", source_digest=source)
+    assert again == record, "the same source again is a no-op, whatever the new build's bytes"
+    with pytest.raises(VersionAlreadyPublished, match=r"Counter 0\.1\.0: 0\.1\.0 is already"):
+        await registry.publish(counter.schema_text, b"not a component", source_digest=other)
+    with pytest.raises(VersionAlreadyPublished, match="with other bytes"):
+        await registry.publish(counter.schema_text, b"not a component")
+    with pytest.raises(VersionNotGreater):
+        await registry.publish(_bump(counter.schema_text, "0.0.9"), b"not a component")
+    assert await registry.precheck(record.schema, source_digest=source) == record
+    assert await registry.module_bytes("Counter", "0.1.0") == counter.wasm
+    assert [r.seq for r in await registry.modules()] == [record.seq]

@@ -3,17 +3,21 @@
 Modules live in the store's own database (``thalo_modules``: a table in the
 SQLite file, or in the ``thalo`` schema beside Message DB), so every runtime
 process sharing a store sees the same modules. A publish is checked before it
-is stored: the ESDL compiles, the bytes are a component of thalo's world, the
-schema embedded in the component is the one being published, and the version
-is greater than every published version of that aggregate.
+is stored: the version is new (checked first, so a refusal costs milliseconds),
+the ESDL compiles, the bytes are a component of thalo's world, and the schema
+embedded in the component is the one being published. A version is immutable:
+publishing it again with the same bytes, or built from the same source (its
+``source_digest``, see ``thalo.wasm.build.source_digest``), is a no-op; anything
+else under a published version is refused.
 """
 
 from __future__ import annotations
 
-__all__ = ["ModuleRecord", "Registry"]
+__all__ = ["ModuleRecord", "Registry", "check_version"]
 
 import asyncio
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +29,7 @@ from thalo.errors import (
     ModuleNotFound,
     SchemaError,
     UnknownAggregate,
+    VersionAlreadyPublished,
     VersionNotGreater,
 )
 from thalo.esdl import Schema, parse
@@ -42,6 +47,7 @@ _DDL = {
             size INTEGER NOT NULL,
             module BLOB NOT NULL,
             published_at TEXT NOT NULL,
+            source_digest TEXT,
             UNIQUE (name, version)
         )""",
     "postgresql": """
@@ -54,10 +60,13 @@ _DDL = {
             size BIGINT NOT NULL,
             module BYTEA NOT NULL,
             published_at TEXT NOT NULL,
+            source_digest TEXT,
             UNIQUE (name, version)
         )""",
 }
-_COLUMNS = "seq, name, version, schema, sha256, size, published_at"
+# Columns added since the table first shipped, created on stores made before them.
+_ADDED_COLUMNS = {"source_digest": "TEXT"}
+_COLUMNS = "seq, name, version, schema, sha256, size, published_at, source_digest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,7 @@ class ModuleRecord:
     sha256: str
     size: int
     published_at: datetime
+    source_digest: str | None = None
 
     @property
     def semver(self) -> Version:
@@ -84,13 +94,14 @@ class ModuleRecord:
             "sha256": self.sha256,
             "size": self.size,
             "published_at": self.published_at.isoformat(),
+            "source_digest": self.source_digest,
             "commands": list(self.schema.commands),
             "events": list(self.schema.events),
         }
 
 
 def _record(row: tuple[Any, ...]) -> ModuleRecord:
-    seq, name, version, schema_json, sha256, size, published_at = row
+    seq, name, version, schema_json, sha256, size, published_at, source_digest = row
     return ModuleRecord(
         seq=int(seq),
         name=name,
@@ -99,6 +110,7 @@ def _record(row: tuple[Any, ...]) -> ModuleRecord:
         sha256=sha256,
         size=int(size),
         published_at=datetime.fromisoformat(published_at),
+        source_digest=source_digest,
     )
 
 
@@ -114,42 +126,89 @@ class Registry:
         if self._ready:
             return
         async with self._store.transaction() as tx:
+            await _lock_name(tx, "thalo_modules")
             await tx.execute(_DDL[tx.dialect])
+            present = await _columns(tx)
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in present:
+                    await tx.execute(f"ALTER TABLE thalo_modules ADD COLUMN {column} {kind}")
         self._ready = True
 
+    async def precheck(
+        self, schema: Schema, *, sha256: str | None = None, source_digest: str | None = None
+    ) -> ModuleRecord | None:
+        """Decide a publish before anything expensive: the existing record when it is a no-op.
+
+        Returns None when the version may be published. Raises ``VersionNotGreater``
+        or ``VersionAlreadyPublished`` (see ``check_version``).
+        """
+        await self.ensure_schema()
+        async with self._store.transaction(read_only=True) as tx:
+            return await self._decide(tx, schema, sha256, source_digest)
+
     async def publish(
-        self, schema_text: str, wasm: bytes, *, filename: str = "<esdl>"
+        self,
+        schema_text: str,
+        wasm: bytes,
+        *,
+        filename: str = "<esdl>",
+        source_digest: str | None = None,
     ) -> ModuleRecord:
         """Check and store a module version; returns its record.
 
-        Raises ``SchemaError`` (the ESDL does not compile), ``InvalidModule`` (not a
-        component of thalo's world, or its embedded schema differs from
-        ``schema_text``) and ``VersionNotGreater``.
+        ``source_digest`` identifies the source the bytes were built from
+        (``thalo.wasm.build.source_digest``), so that the same source published
+        again is a no-op although componentize-py's output differs per build.
+        Raises ``SchemaError`` (the ESDL does not compile), ``VersionNotGreater``,
+        ``VersionAlreadyPublished`` (both before the component is looked at) and
+        ``InvalidModule`` (not a component of thalo's world, or its embedded
+        schema differs from ``schema_text``).
         """
         schema = parse(schema_text, filename)
-        version = parse_version(schema.version)
-        await self.ensure_schema()
         sha256 = hashlib.sha256(wasm).hexdigest()
+        existing = await self.precheck(schema, sha256=sha256, source_digest=source_digest)
+        if existing is not None:
+            return existing
         await asyncio.to_thread(_check_component, wasm, sha256, schema)
         now = datetime.now(UTC)
         async with self._store.transaction() as tx:
             await _lock_name(tx, schema.name)
-            rows = await tx.execute(
-                "SELECT version, sha256 FROM thalo_modules WHERE name = %s", (schema.name,)
-            )
-            if (str(version), sha256) in {(r[0], r[1]) for r in rows}:
-                # The very same module again: publishing is idempotent.
-                return await self._one(tx, schema.name, str(version))
-            published = [parse_version(r[0]) for r in rows]
-            if published and version <= max(published):
-                raise VersionNotGreater(schema.name, str(version), str(max(published)))
+            # Again under the lock: another publish may have won since the precheck.
+            existing = await self._decide(tx, schema, sha256, source_digest)
+            if existing is not None:
+                return existing
             schema_json = orjson.dumps(schema.to_json()).decode()
             await tx.execute(
                 "INSERT INTO thalo_modules (name, version, schema, sha256, size, module,"
-                " published_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (schema.name, str(version), schema_json, sha256, len(wasm), wasm, now.isoformat()),
+                " published_at, source_digest) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    schema.name,
+                    schema.version,
+                    schema_json,
+                    sha256,
+                    len(wasm),
+                    wasm,
+                    now.isoformat(),
+                    source_digest,
+                ),
             )
-            return await self._one(tx, schema.name, str(version))
+            return await self._one(tx, schema.name, schema.version)
+
+    async def _decide(
+        self, tx: SqlTransaction, schema: Schema, sha256: str | None, source_digest: str | None
+    ) -> ModuleRecord | None:
+        rows = await tx.execute(
+            "SELECT version, sha256, source_digest FROM thalo_modules WHERE name = %s",
+            (schema.name,),
+        )
+        same = check_version(
+            schema.name,
+            schema.version,
+            [(r[0], r[1], r[2]) for r in rows],
+            sha256=sha256,
+            source_digest=source_digest,
+        )
+        return None if same is None else await self._one(tx, schema.name, same)
 
     @staticmethod
     async def _one(tx: SqlTransaction, name: str, version: str) -> ModuleRecord:
@@ -208,6 +267,57 @@ class Registry:
         async with self._store.transaction(read_only=True) as tx:
             rows = await tx.execute("SELECT MAX(seq) FROM thalo_modules")
         return int(rows[0][0] or 0)
+
+
+def check_version(
+    name: str,
+    version: str,
+    published: Iterable[tuple[str, str, str | None]],
+    *,
+    sha256: str | None = None,
+    source_digest: str | None = None,
+) -> str | None:
+    """Whether ``name`` ``version`` may be published next to ``published`` versions.
+
+    ``published`` holds (version, sha256, source_digest) of each published
+    version. Returns the published version string when this publish is a no-op
+    (the same bytes, or the same source digest, under that version), None when
+    the version is new and greater than all. Raises ``VersionAlreadyPublished``
+    for other bytes under a published version and ``VersionNotGreater`` for a
+    version below the latest. Pure, so a client can decide before it builds.
+    """
+    wanted = parse_version(version)
+    versions = []
+    for text, published_sha, published_digest in published:
+        semver = parse_version(text)
+        versions.append(semver)
+        if semver != wanted:
+            continue
+        if sha256 is not None and sha256 == published_sha:
+            return text
+        if source_digest is not None and source_digest == published_digest:
+            return text
+        if published_digest is not None and source_digest is not None:
+            reason = "built from other source"
+        elif sha256 is not None:
+            reason = f"with other bytes (sha256 {published_sha[:12]}…)"
+        else:
+            reason = f"from a component of unrecorded source (sha256 {published_sha[:12]}…)"
+        raise VersionAlreadyPublished(name, version, reason)
+    if versions and wanted <= max(versions):
+        raise VersionNotGreater(name, version, str(max(versions)))
+    return None
+
+
+async def _columns(tx: SqlTransaction) -> set[str]:
+    if tx.dialect == "sqlite":
+        rows = await tx.execute("SELECT name FROM pragma_table_info('thalo_modules')")
+    else:
+        rows = await tx.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'thalo_modules' AND table_schema = current_schema()"
+        )
+    return {str(r[0]) for r in rows}
 
 
 async def _lock_name(tx: SqlTransaction, name: str) -> None:

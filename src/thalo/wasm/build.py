@@ -24,6 +24,7 @@ __all__ = [
     "build_component",
     "find_wit_dir",
     "load_project",
+    "source_digest",
 ]
 
 import ast
@@ -206,6 +207,27 @@ def build_component(
         cached=cached,
         seconds=time.perf_counter() - started,
     )
+
+
+def source_digest(project: Project, schema_text: str) -> str:
+    """The sha256 of what the project author controls in a build: a version's identity.
+
+    Covers the entry point, the canonical ``schema_text`` and every module the
+    build bundles from the project (the generated module aside: the schema
+    determines it). It leaves out the toolchain (SDK, WIT, componentize-py), so
+    republishing unchanged source after upgrading thalo is still recognised as
+    the same version. Reads files only: milliseconds, no build.
+    """
+    digest = hashlib.sha256()
+    entry = f"{project.module}:{project.class_name};{project.generated}"
+    digest.update(f"thalo-source/1\0{entry}\0{schema_text}".encode())
+    generated_file = Path(f"{project.generated}.py")
+    for relative in _project_files(project.root):
+        if relative == generated_file:
+            continue
+        digest.update(f"\0{relative.as_posix()}\0".encode())
+        digest.update((project.root / relative).read_bytes())
+    return digest.hexdigest()
 
 
 def _check_class(project: Project) -> None:
