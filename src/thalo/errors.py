@@ -38,7 +38,8 @@ status it maps to, so the interfaces never guess.
     ├── RegistryError                 2 / 400
     │   ├── ModuleNotFound            2 / 404
     │   ├── VersionNotGreater         2 / 409
-    │   └── VersionAlreadyPublished   2 / 409   that version holds other source
+    │   ├── VersionAlreadyPublished   2 / 409   that version holds other source
+    │   └── ModuleRetired             2 / 409   only retired versions would serve
     ├── ConcurrencyExhausted          3 / 409   retries could not resolve a conflict
     ├── CommandFailed                 as remote  a command from a command stream failed
     ├── CommandTimeout                5 / 504   no runtime answered a submitted command
@@ -75,6 +76,7 @@ __all__ = [
     "InvalidStoreArgument",
     "InvalidStreamName",
     "ModuleNotFound",
+    "ModuleRetired",
     "NotFound",
     "Overloaded",
     "PayloadInvalid",
@@ -428,6 +430,22 @@ class VersionNotGreater(RegistryError):
         self.aggregate = aggregate
         self.version = version
         self.latest = latest
+
+
+class ModuleRetired(RegistryError):
+    """New commands cannot run: the version that would serve them is retired."""
+
+    http_status = 409
+
+    def __init__(self, aggregate: str, version: str, live: list[str]) -> None:
+        usable = f"versions not retired: {', '.join(live)}" if live else "every version is retired"
+        super().__init__(
+            f"{aggregate} {version} is retired: it serves no new commands, only history "
+            f"replay ({usable}); publish a new version to run commands"
+        )
+        self.aggregate = aggregate
+        self.version = version
+        self.live = tuple(live)
 
 
 class VersionAlreadyPublished(RegistryError):

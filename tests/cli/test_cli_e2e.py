@@ -204,6 +204,40 @@ def test_publish_decides_before_building(cli_store: str, workdir: Path, tmp_path
     assert [(m["version"], m["sha256"]) for m in listed] == [("0.1.0", published["sha256"])]
 
 
+def test_modules_retire_and_gc(cli_store: str, workdir: Path) -> None:
+    thalo("publish", "counter", store=cli_store, cwd=workdir)
+    entity = f"c{uuid.uuid4().hex[:8]}"
+    thalo("execute", "Counter", entity, "increment", '{"amount": 1}', store=cli_store, cwd=workdir)
+    said = thalo("modules", "retire", "Counter", "0.1.0", store=cli_store, cwd=workdir).stdout
+    assert "retired Counter 0.1.0" in said
+    listed = json.loads(thalo("modules", "Counter", "--json", store=cli_store, cwd=workdir).stdout)
+    assert listed[0]["retired_at"] is not None
+    table = thalo("modules", store=cli_store, cwd=workdir).stdout
+    assert "0.1.0 (retired)" in table
+    refused = thalo(
+        *("execute", "Counter", entity, "increment", '{"amount": 1}', "--json"),
+        store=cli_store,
+        cwd=workdir,
+        check_code=2,
+    )
+    assert json.loads(refused.stdout)["error"]["code"] == "ModuleRetired"
+    # History written by the retired version still replays with it.
+    state = json.loads(
+        thalo("state", "Counter", entity, "--json", store=cli_store, cwd=workdir).stdout
+    )
+    assert state["state"]["count"] == 1
+    missing = thalo(
+        "modules", "retire", "Counter", "9.9.9", store=cli_store, cwd=workdir, check_code=2
+    )
+    assert "Counter 9.9.9 is not published" in missing.stderr
+
+    figures = json.loads(thalo("modules", "gc", "--json", store=cli_store, cwd=workdir).stdout)
+    assert (figures["removed"], figures["freed_bytes"], figures["blobs"]) == (0, 0, 1)
+    assert figures["stored_bytes"] * 3 < figures["raw_bytes"]
+    said = thalo("modules", "gc", store=cli_store, cwd=workdir).stdout
+    assert "removed 0 unreferenced component(s)" in said
+
+
 def test_unreachable_store_exits_5(workdir: Path) -> None:
     proc = thalo(
         "modules", store="postgresql://postgres@127.0.0.1:1/nowhere", cwd=workdir, check_code=5

@@ -155,11 +155,29 @@ def publish(paths: tuple[Path, ...], as_json: bool, url: str | None, token: str 
     )
 
 
-@click.command()
+class _ModulesGroup(click.Group):
+    """``thalo modules [NAME]`` lists (the ``list`` subcommand); ``retire`` and ``gc`` manage."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = args[0] if args else None
+        if first not in self.commands and first not in ("-h", "--help"):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_ModulesGroup)
+def modules() -> None:
+    """Published modules: list them (the default), retire a version, collect garbage.
+
+    `thalo modules [NAME]` is `thalo modules list [NAME]`.
+    """
+
+
+@modules.command("list")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @server_options
-def modules(name: str | None, as_json: bool, url: str | None, token: str | None) -> None:
+def list_modules(name: str | None, as_json: bool, url: str | None, token: str | None) -> None:
     """List published modules (every version, or those of NAME)."""
 
     async def go(store: MessageStore) -> list[ModuleRecord]:
@@ -185,10 +203,61 @@ def modules(name: str | None, as_json: bool, url: str | None, token: str | None)
     for r in records:
         table.add_row(
             text(r["name"]),
-            text(r["version"]),
+            text(r["version"] + (" (retired)" if r.get("retired_at") else "")),
             text(", ".join(r["commands"])),
             f"{r['size'] / 1e6:.1f} MB",
             text(r["sha256"][:12]),
             datetime.fromisoformat(r["published_at"]).strftime("%Y-%m-%d %H:%M:%S"),
         )
     show(table)
+
+
+@modules.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True, help="Print the retired record as JSON.")
+def retire(name: str, version: str, as_json: bool) -> None:
+    """Stop new commands on NAME VERSION; it stays loadable to replay its history.
+
+    New commands run on the newest version that is not retired; with none left,
+    they fail with ModuleRetired (exit 2).
+    """
+
+    async def go(store: MessageStore) -> ModuleRecord:
+        from thalo.registry import Registry
+
+        return await Registry(store).retire(name, version)
+
+    record = run_with_store(go, read_only=True).to_dict()
+    if as_json:
+        print_json(record)
+        return
+    show(
+        f"retired {escape(record['name'])} {escape(record['version'])}: it serves no new "
+        "commands and stays loadable for history"
+    )
+
+
+@modules.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def gc(as_json: bool) -> None:
+    """Remove component bytes that no published version references."""
+
+    async def go(store: MessageStore) -> dict[str, int]:
+        from thalo.registry import Registry
+
+        registry = Registry(store)
+        removed, freed = await registry.gc()
+        usage = await registry.usage()
+        return {"removed": removed, "freed_bytes": freed, **usage.to_dict()}
+
+    figures = run_with_store(go, read_only=True)
+    if as_json:
+        print_json(figures)
+        return
+    show(
+        f"removed {figures['removed']} unreferenced component(s), "
+        f"{figures['freed_bytes'] / 1e6:.1f} MB; the registry keeps {figures['blobs']} "
+        f"component(s) of {figures['raw_bytes'] / 1e6:.1f} MB in "
+        f"{figures['stored_bytes'] / 1e6:.1f} MB"
+    )

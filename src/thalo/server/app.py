@@ -511,11 +511,12 @@ async def module(request: Request, service: Service) -> Response:
     records = await service.runtime.registry.modules(name)
     if not records:
         raise ModuleNotFound(f"no module named {name!r} is published")
-    latest = records[-1].schema
+    newest = [r for r in records if r.retired_at is None] or records  # what commands use
+    latest = newest[-1].schema
     return _json(
         {
             "name": name,
-            "latest": records[-1].version,
+            "latest": newest[-1].version,
             "versions": [r.to_dict() for r in records],
             "esdl": latest.to_esdl(),
             "commands": {c: latest.command_json_schema(c) for c in latest.commands},

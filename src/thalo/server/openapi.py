@@ -56,8 +56,9 @@ _ERRORS: dict[int, tuple[str, str]] = {
     409: (
         "Conflict",
         "The aggregate refused the command, retries could not resolve a lost race, or the "
-        "module version is not greater or holds other source (`CommandRejected`, "
-        "`ConcurrencyExhausted`, `VersionNotGreater`, `VersionAlreadyPublished`).",
+        "module version is not greater or holds other source, or only retired versions would "
+        "run the command (`CommandRejected`, `ConcurrencyExhausted`, `VersionNotGreater`, "
+        "`VersionAlreadyPublished`, `ModuleRetired`).",
     ),
     412: (
         "PreconditionFailed",
@@ -268,6 +269,11 @@ def _fixed_schemas() -> dict[str, Any]:
                 "type": ["string", "null"],
                 "pattern": "^[0-9a-f]{64}$",
                 "description": "sha256 of the source the component was built from, if known.",
+            },
+            "retired_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the version was retired (it serves no new commands).",
             },
             "commands": {"type": "array", "items": _string()},
             "events": {"type": "array", "items": _string()},
