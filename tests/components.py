@@ -65,6 +65,19 @@ def counter_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return _build(bumped_copy(EXAMPLES / "counter", out / "counter", "0.2.0"), out)
 
 
+@pytest.fixture(scope="session")
+def bank_account_versions(
+    tmp_path_factory: pytest.TempPathFactory, built: dict[str, Built]
+) -> list[Built]:
+    """bank_account 0.1.0 to 0.10.0: ten builds (cached by content like every build)."""
+    out = tmp_path_factory.mktemp("bank-account-versions")
+    later = [
+        _build(bumped_copy(EXAMPLES / "bank_account", out / f"v{minor}", f"0.{minor}.0"), out)
+        for minor in range(2, 11)
+    ]
+    return [built["BankAccount"], *later]
+
+
 async def publish_all(url: str, built: dict[str, Built]) -> None:
     from thalo.registry import Registry
 

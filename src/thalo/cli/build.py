@@ -147,7 +147,7 @@ def scaffold(directory: Path, name: str) -> list[Path]:
         f"{module}_schema.py": generate_python(parse(esdl, f"{module}.esdl")),
         f"{module}.py": _MODULE.format(**fields),
         f"test_{module}.py": _TEST.format(**fields),
-        ".gitignore": "dist/\n__pycache__/\n",
+        ".gitignore": _GITIGNORE,
     }
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -188,6 +188,20 @@ event Incremented {{
   total: Long
   sequence: Long?
 }}
+"""
+
+# What building, publishing and testing leave in the project: none of it is source.
+_GITIGNORE = """\
+# the default store of thalo publish / execute (sqlite:///.thalo/thalo.db)
+.thalo/
+# thalo build output
+dist/
+*.wasm
+# Python and pytest
+__pycache__/
+*.pyc
+.pytest_cache/
+.venv/
 """
 
 _PYPROJECT = """\

@@ -474,7 +474,7 @@ class Runtime:
         Rebuilt from events (and a snapshot at or before the target, when there is
         one), never from the cache, so it shows exactly what the stream says.
         """
-        module = await self.modules.current(aggregate)
+        module = await self.modules.for_history(aggregate)
         stream = entity_stream_name(module.name, entity_id)
         until: Callable[[RawMessage], bool] | None = None
         if at_position is not None:

@@ -11,7 +11,8 @@ The build copies the project's modules, the generated code, the SDK and two glue
 modules into a scratch directory, checks the guest imports only what the sandbox
 provides, runs componentize-py with WASI stubbed out, then loads the result
 through the host loader. componentize-py's output differs from run to run, so
-builds are cached by the sha256 of every input: the same inputs give the same bytes.
+builds are cached by the sha256 of every input: the same inputs give the same bytes
+(while the entry lasts: the cache directory is capped, see ``thalo.wasm.cachedir``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "build_component",
     "find_wit_dir",
     "load_project",
+    "source_digest",
 ]
 
 import ast
@@ -41,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from thalo.errors import BuildError, GuestError, InvalidModule
-from thalo.wasm.cache import CompileCache, default_cache_dir
+from thalo.wasm.cache import CompileCache
+from thalo.wasm.cachedir import default_cache_dir, touch, trim
 
 WORLD = "aggregate-module"
 _APP = "thalo_guest_app"
@@ -190,14 +193,22 @@ def build_component(
         _check_imports(project, files)
         key = _inputs_key(app, wit)
         cached_file = cache / f"{key}.wasm"
-        cached = cached_file.is_file()
-        if not cached:
+        try:
+            data = cached_file.read_bytes()
+            cached = True
+            touch(cached_file)
+        except FileNotFoundError:  # never built, or evicted
             built = Path(scratch) / "out.wasm"
             _componentize(app, wit, built)
-            _atomic_copy(built, cached_file)
-    data = cached_file.read_bytes()
+            data = built.read_bytes()
+            cached = False
+            try:
+                _atomic_write(cached_file, data)
+                trim(cache.parent, keep=cached_file)
+            except OSError:
+                pass  # a read-only or full cache only costs the next build its time
     _verify(data, schema_text, cache_root)
-    _atomic_copy(cached_file, target)
+    _atomic_write(target, data)
     return BuildResult(
         path=target,
         name=name,
@@ -206,6 +217,27 @@ def build_component(
         cached=cached,
         seconds=time.perf_counter() - started,
     )
+
+
+def source_digest(project: Project, schema_text: str) -> str:
+    """The sha256 of what the project author controls in a build: a version's identity.
+
+    Covers the entry point, the canonical ``schema_text`` and every module the
+    build bundles from the project (the generated module aside: the schema
+    determines it). It leaves out the toolchain (SDK, WIT, componentize-py), so
+    republishing unchanged source after upgrading thalo is still recognised as
+    the same version. Reads files only: milliseconds, no build.
+    """
+    digest = hashlib.sha256()
+    entry = f"{project.module}:{project.class_name};{project.generated}"
+    digest.update(f"thalo-source/1\0{entry}\0{schema_text}".encode())
+    generated_file = Path(f"{project.generated}.py")
+    for relative in _project_files(project.root):
+        if relative == generated_file:
+            continue
+        digest.update(f"\0{relative.as_posix()}\0".encode())
+        digest.update((project.root / relative).read_bytes())
+    return digest.hexdigest()
 
 
 def _check_class(project: Project) -> None:
@@ -359,12 +391,12 @@ def _verify(data: bytes, schema_text: str, cache_root: Path | None) -> None:
         module.close()
 
 
-def _atomic_copy(source: Path, target: Path) -> None:
+def _atomic_write(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".wasm")
-    os.close(fd)
     try:
-        shutil.copyfile(source, tmp)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
