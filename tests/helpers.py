@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,3 +50,21 @@ def fresh_database(base_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(base_url, autocommit=True) as connection:
             connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+THALO = str(Path(sys.executable).with_name("thalo"))
+
+
+def thalo_cli(
+    *args: str, store: str, cwd: Path, check_code: int | None = 0
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``thalo`` entry point on ``store``; assert its exit code unless None."""
+    env = {**os.environ, "THALO_STORE": store, "COLUMNS": "200"}
+    proc = subprocess.run(
+        [THALO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    if check_code is not None:
+        assert proc.returncode == check_code, (
+            f"thalo {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
 from components import Built
-from helpers import fresh_database
 
 from thalo.errors import (
     InvalidModule,
@@ -19,19 +17,8 @@ from thalo.errors import (
 )
 from thalo.registry import Registry
 from thalo.store import open_store
-from thalo.testing.pytest_plugin import url_for
 
 pytestmark = pytest.mark.wasm
-
-
-@pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])
-def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A store where nothing is published yet."""
-    if request.param == "sqlite":
-        yield url_for("sqlite", tmp_path, request)
-    else:
-        with fresh_database(request.getfixturevalue("postgres_url")) as url:
-            yield url
 
 
 @pytest_asyncio.fixture

@@ -47,30 +47,73 @@ def _inputs(paths: tuple[Path, ...]) -> tuple[str, bytes, str]:
     raise UsageError("give one project directory, or SCHEMA.esdl and MODULE.wasm")
 
 
+def _compatibility(paths: tuple[Path, ...], allow_breaking: bool) -> list[str]:
+    """The compatibility check before any build (registry/compatibility.py): raises
+    ``IncompatibleSchema`` when refused; returns the diff's lines to show after publishing."""
+    from thalo.esdl import parse
+    from thalo.wasm.build import load_project
+
+    schema_path: Path | None
+    if len(paths) == 1 and paths[0].is_dir():
+        schema_path = load_project(paths[0]).schema
+    else:
+        schema_path = next((p for p in paths if p.suffix == ".esdl"), None)
+    if schema_path is None:
+        return []  # _inputs explains what is missing
+    try:
+        schema = parse(schema_path.read_text("utf-8"), str(schema_path))
+    except (OSError, UnicodeDecodeError):
+        return []  # _inputs reports the unreadable file
+
+    async def check(store: MessageStore) -> list[str]:
+        from thalo.registry import Registry
+
+        outcome = await Registry(store).compatibility(schema)
+        outcome.require(allow_breaking=allow_breaking)
+        diff = outcome.diff
+        return [diff.render()] if diff is not None and diff.changes else []
+
+    return run_with_store(check)
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the published record as JSON.")
+@click.option(
+    "--allow-breaking",
+    is_flag=True,
+    help="Publish even if stored events would not read under the new schema.",
+)
 @server_options
-def publish(paths: tuple[Path, ...], as_json: bool, url: str | None, token: str | None) -> None:
+def publish(
+    paths: tuple[Path, ...], as_json: bool, allow_breaking: bool, url: str | None, token: str | None
+) -> None:
     """Publish an aggregate: a project directory (built first) or SCHEMA.esdl MODULE.wasm.
 
     The module's version comes from its ESDL and must be greater than every
-    published version of that aggregate. With --url the server publishes it
-    (give its admin token with --token).
+    published version of that aggregate; a version whose events would not read
+    the stored ones is refused with the field-level diff (exit 2) unless it
+    declares upcasting or --allow-breaking is given. With --url the server
+    publishes it (give its admin token with --token).
     """
+    changes = [] if url else _compatibility(paths, allow_breaking)
     schema_text, wasm, filename = _inputs(paths)
 
     async def go(store: MessageStore) -> ModuleRecord:
         from thalo.registry import Registry
 
-        return await Registry(store).publish(schema_text, wasm, filename=filename)
+        return await Registry(store).publish(
+            schema_text, wasm, filename=filename, allow_breaking=allow_breaking
+        )
 
     with err_console.status("publishing (first compile of a component takes a few seconds)…"):
         if url:
             with connect(url, token) as client:
-                published = client.publish(schema_text, wasm)
+                published = client.publish(schema_text, wasm, allow_breaking=allow_breaking)
         else:
             published = run_with_store(go).to_dict()
+    for lines in changes:
+        err_console.print(text(lines))
     if as_json:
         print_json(published)
         return

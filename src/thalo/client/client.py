@@ -253,13 +253,14 @@ class _Api:
             params["consumer_group_size"] = str(consumer_group_size)
         return _Request("GET", f"/categories/{_segment(category)}", params)
 
-    def _publish_request(self, schema_text: str, wasm: bytes) -> _Request:
+    def _publish_request(self, schema_text: str, wasm: bytes, allow_breaking: bool) -> _Request:
         files = {
             "schema": ("schema.esdl", schema_text.encode("utf-8"), "text/plain; charset=utf-8"),
             "module": ("module.wasm", bytes(wasm), "application/wasm"),
         }
         timeout = max(self.timeout, _PUBLISH_TIMEOUT)
-        return _Request("POST", "/modules", files=files, timeout=timeout, ok=(200, 201))
+        params = {"allow_breaking": "true"} if allow_breaking else None
+        return _Request("POST", "/modules", params, files=files, timeout=timeout, ok=(200, 201))
 
     def _modules_request(self, name: str | None) -> _Request:
         return _Request("GET", "/modules" if name is None else f"/modules/{_segment(name)}")
@@ -631,9 +632,14 @@ class Client(_Api):
                 reason = str(self._unreachable(exc))
             time.sleep(feed.failed(reason))
 
-    def publish(self, schema_text: str, wasm: bytes) -> dict[str, Any]:
-        """Publish an aggregate (ESDL text and component bytes); needs the admin token."""
-        record: dict[str, Any] = self._json(self._call(self._publish_request(schema_text, wasm)))
+    def publish(
+        self, schema_text: str, wasm: bytes, *, allow_breaking: bool = False
+    ) -> dict[str, Any]:
+        """Publish an aggregate (ESDL text and component bytes); needs the admin token.
+
+        ``allow_breaking`` publishes even what the compatibility check refuses."""
+        request = self._publish_request(schema_text, wasm, allow_breaking)
+        record: dict[str, Any] = self._json(self._call(request))
         return record
 
     def modules(self, name: str | None = None) -> list[dict[str, Any]]:
@@ -844,9 +850,13 @@ class AsyncClient(_Api):
                 reason = str(self._unreachable(exc))
             await asyncio.sleep(feed.failed(reason))
 
-    async def publish(self, schema_text: str, wasm: bytes) -> dict[str, Any]:
-        """Publish an aggregate (ESDL text and component bytes); needs the admin token."""
-        request = self._publish_request(schema_text, wasm)
+    async def publish(
+        self, schema_text: str, wasm: bytes, *, allow_breaking: bool = False
+    ) -> dict[str, Any]:
+        """Publish an aggregate (ESDL text and component bytes); needs the admin token.
+
+        ``allow_breaking`` publishes even what the compatibility check refuses."""
+        request = self._publish_request(schema_text, wasm, allow_breaking)
         record: dict[str, Any] = self._json(await self._call(request))
         return record
 

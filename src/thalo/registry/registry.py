@@ -28,6 +28,7 @@ from thalo.errors import (
     VersionNotGreater,
 )
 from thalo.esdl import Schema, parse
+from thalo.registry.compatibility import Compatibility, check_compatibility
 from thalo.registry.requirement import Requirement, Version, parse_version
 from thalo.store import MessageStore, SqlTransaction
 
@@ -118,17 +119,24 @@ class Registry:
         self._ready = True
 
     async def publish(
-        self, schema_text: str, wasm: bytes, *, filename: str = "<esdl>"
+        self,
+        schema_text: str,
+        wasm: bytes,
+        *,
+        filename: str = "<esdl>",
+        allow_breaking: bool = False,
     ) -> ModuleRecord:
         """Check and store a module version; returns its record.
 
         Raises ``SchemaError`` (the ESDL does not compile), ``InvalidModule`` (not a
         component of thalo's world, or its embedded schema differs from
-        ``schema_text``) and ``VersionNotGreater``.
+        ``schema_text``), ``VersionNotGreater``, and ``IncompatibleSchema`` (its
+        events would not read what the store holds, unless ``allow_breaking``).
         """
         schema = parse(schema_text, filename)
         version = parse_version(schema.version)
         await self.ensure_schema()
+        (await self.compatibility(schema)).require(allow_breaking=allow_breaking)
         sha256 = hashlib.sha256(wasm).hexdigest()
         await asyncio.to_thread(_check_component, wasm, sha256, schema)
         now = datetime.now(UTC)
@@ -150,6 +158,12 @@ class Registry:
                 (schema.name, str(version), schema_json, sha256, len(wasm), wasm, now.isoformat()),
             )
             return await self._one(tx, schema.name, str(version))
+
+    async def compatibility(self, schema: Schema) -> Compatibility:
+        """How ``schema`` fares against the published versions of its aggregate and the
+        events stored (registry/compatibility.py): fast, no component involved."""
+        published = [r.schema for r in await self.modules(schema.name)]
+        return await check_compatibility(self._store, schema, published)
 
     @staticmethod
     async def _one(tx: SqlTransaction, name: str, version: str) -> ModuleRecord:

@@ -454,7 +454,9 @@ async def publish(request: Request, service: Service) -> Response:
     config = service.config
     body = await _body(request, config.max_module_size, max(config.body_timeout, 60.0))
     schema_text, filename, wasm = await _module_parts(request, body)
-    record = await service.runtime.registry.publish(schema_text, wasm, filename=filename)
+    record = await service.runtime.registry.publish(
+        schema_text, wasm, filename=filename, allow_breaking=_flag(request, "allow_breaking")
+    )
     return _json(record.to_dict(), 201, {"Location": f"/modules/{record.name}"})
 
 

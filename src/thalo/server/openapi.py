@@ -392,6 +392,12 @@ def _parameters() -> dict[str, Any]:
 
     batch = _integer(minimum=1, maximum=10_000, default=1000)
     return {
+        "AllowBreaking": query(
+            "allow_breaking",
+            "Publish even a version whose events would not read those stored (see the "
+            "compatibility check in docs/design.md).",
+            {"type": "boolean", "default": False},
+        ),
         "Async": query(
             "async",
             "Write the command to its command stream for a runner and answer 202.",
@@ -578,6 +584,7 @@ def _fixed_paths() -> dict[str, Any]:
                 "modules",
                 "Publish a module",
                 "Publish an aggregate module (admin token): its ESDL schema and component.",
+                parameters=[_param("AllowBreaking")],
                 request_body={
                     "required": True,
                     "content": {
