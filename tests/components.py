@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import CHAOS, EXAMPLES, LIAR, ROGUE, bumped_copy, fresh_database
+from helpers import (
+    CHAOS,
+    EXAMPLES,
+    LIAR,
+    ROGUE,
+    bank_account_v2,
+    bumped_copy,
+    fresh_database,
+)
 
 from thalo.cli.build import build_project
 from thalo.store import open_store
@@ -63,6 +71,13 @@ def counter_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """The counter example rebuilt as version 0.2.0."""
     out = tmp_path_factory.mktemp("counter-v2")
     return _build(bumped_copy(EXAMPLES / "counter", out / "counter", "0.2.0"), out)
+
+
+@pytest.fixture(scope="session")
+def bank_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """bank_account 0.2.0 whose DepositedFunds gained fields (helpers.bank_account_v2)."""
+    out = tmp_path_factory.mktemp("bank-v2")
+    return _build(bank_account_v2(out / "bank_account"), out)
 
 
 async def publish_all(url: str, built: dict[str, Built]) -> None:

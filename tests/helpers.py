@@ -68,3 +68,59 @@ def thalo_cli(
             f"thalo {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+def bank_account_v2(target: Path) -> Path:
+    """bank_account 0.2.0: ``DepositedFunds`` at schema version 2 gained ``memo`` (an ESDL
+    default fills old events) and ``currency`` (the module's upcast hook fills it); the
+    state keeps every deposit, so tests can see what replay made of old events."""
+    project = bumped_copy(EXAMPLES / "bank_account", target, "0.2.0")
+    esdl = project / "bank_account.esdl"
+    esdl.write_text(
+        esdl.read_text()
+        .replace(
+            "deposit_funds(amount: Long) -> DepositedFunds",
+            "deposit_funds(amount: Long, memo: String?) -> DepositedFunds",
+        )
+        .replace(
+            "event DepositedFunds {\n  amount: Long\n  balance: Long\n",
+            "event DepositedFunds version 2 {\n  amount: Long\n  balance: Long\n"
+            '  memo: String = "(none)"\n  currency: String\n',
+        )
+    )
+    module = project / "bank_account.py"
+    module.write_text(
+        module.read_text()
+        .replace(
+            "        self.balance = 0\n",
+            "        self.balance = 0\n        self.deposits: list[list[object]] = []\n",
+        )
+        .replace(
+            "def handle_deposit_funds(self, ctx: Context, amount: int) -> DepositedFunds:",
+            "def handle_deposit_funds(\n"
+            "        self, ctx: Context, amount: int, memo: str | None\n"
+            "    ) -> DepositedFunds:",
+        )
+        .replace(
+            "return DepositedFunds(amount=amount, balance=self.balance + amount)",
+            "return DepositedFunds(\n"
+            "            amount=amount, balance=self.balance + amount, memo=memo or '', "
+            "currency='CHF'\n        )",
+        )
+        .replace(
+            "    def apply_deposited_funds(self, event: DepositedFunds) -> None:\n"
+            "        self.balance = event.balance\n",
+            "    def apply_deposited_funds(self, event: DepositedFunds) -> None:\n"
+            "        self.balance = event.balance\n"
+            "        self.deposits.append([event.amount, event.memo, event.currency])\n\n"
+            "    def upcast(self, event_type: str, version: int, data: dict) -> dict:  "
+            "# type: ignore[type-arg]\n"
+            "        if event_type == 'DepositedFunds' and version < 2:\n"
+            "            return {**data, 'currency': 'EUR'}\n"
+            "        return data\n",
+        )
+    )
+    from thalo.esdl import generate_python, parse_file
+
+    (project / "bank_account_schema.py").write_text(generate_python(parse_file(esdl)))
+    return project

@@ -10,6 +10,7 @@ import pytest_asyncio
 from components import Built
 from helpers import EXAMPLES
 
+from thalo.core import NewMessage
 from thalo.errors import IncompatibleSchema, InvalidModule
 from thalo.esdl import parse
 from thalo.registry import Registry
@@ -134,3 +135,59 @@ async def test_versions_are_compared_with_the_newest_and_returning_events_with_t
     assert (await check_compatibility(store, v2, [v1, v2])).diff is None
     assert (await check_compatibility(store, v1, [v2])).diff is None
     assert (await check_compatibility(store, v1, [])).diff is None
+
+
+# --- 2. upcasting ------------------------------------------------------------------
+
+
+async def test_events_of_0_1_0_are_upcast_when_0_2_0_replays_them(
+    store: MessageStore, built: dict[str, Built], bank_v2: Built
+) -> None:
+    registry = await _bank_with_deposits(store, built)  # open 10, deposit 5: by 0.1.0
+    stream = "bankAccount-acc-1"
+    # An event written before thalo recorded schema versions reads as version 1.
+    await store.write_message(
+        stream,
+        NewMessage("DepositedFunds", {"amount": 2, "balance": 17}, {"thaloModuleVersion": "0.1.0"}),
+        expected_version=1,
+    )
+    compatibility = await registry.compatibility(parse(bank_v2.schema_text))
+    assert compatibility.refused == ()
+    assert compatibility.diff is not None
+    assert [c.render() for c in compatibility.diff.changes if c.breaking] == [
+        '~ DepositedFunds.memo: added, required (String = "(none)") (upcast: the default '
+        "fills events of version < 2)",
+        "~ DepositedFunds.currency: added, required (String) (upcast: the module's upcast "
+        "hook, for events of version < 2)",
+    ]
+    await registry.publish(bank_v2.schema_text, bank_v2.wasm)
+
+    async with Runtime(store, registry=registry, snapshot_every=0) as runtime:
+        # The command is decided on state 0.2.0 rebuilt from 0.1.0's events.
+        (event,) = await runtime.execute(
+            "BankAccount", "acc-1", "deposit_funds", {"amount": 3, "memo": "gift"}
+        )
+        assert event.data == {"amount": 3, "balance": 20, "memo": "gift", "currency": "CHF"}
+        now = await runtime.state("BankAccount", "acc-1")
+    assert (now.module_version, now.state["balance"]) == ("0.2.0", 20)
+    assert now.state["deposits"] == [
+        [5, "(none)", "EUR"],  # memo: the ESDL default; currency: the module's upcast hook
+        [2, "(none)", "EUR"],
+        [3, "gift", "CHF"],
+    ]
+    stored = await store.get_stream_messages(stream, 0, 10)
+    assert [(m.type, m.meta("schemaVersion")) for m in stored] == [
+        ("OpenedAccount", "1"),
+        ("DepositedFunds", "1"),
+        ("DepositedFunds", None),
+        ("DepositedFunds", "2"),
+    ]
+    assert stored[1].data == {"amount": 5, "balance": 15}, "the store keeps what was written"
+
+    # 0.2.0 writes OpenedAccount at version 1 and DepositedFunds at 2 in one stream.
+    async with Runtime(store, registry=registry) as runtime:
+        await runtime.execute("BankAccount", "acc-2", "open_account", {"initial_balance": 0})
+        await runtime.execute("BankAccount", "acc-2", "deposit_funds", {"amount": 1})
+    fresh = await store.get_stream_messages("bankAccount-acc-2", 0, 10)
+    assert [m.meta("schemaVersion") for m in fresh] == ["1", "2"]
+

@@ -198,3 +198,36 @@ def test_restore_errors() -> None:
         EntityCore.restore(Counter, "c-1", "[1]")
     with pytest.raises(DispatchError, match="snapshot is not valid JSON"):
         EntityCore.restore(Counter, "c-1", "{")
+
+
+class _Upcasting(Counter):
+    """Counts in tens since schema version 2 of Incremented: old events are upcast."""
+
+    seen: ClassVar[list[tuple[str, int]]] = []
+
+    def upcast(self, event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+        self.seen.append((event_type, version))
+        return {**data, "amount": data["amount"] * 10, "count": data["count"] * 10}
+
+
+def test_apply_upcasts_only_events_that_carry_an_older_schema_version() -> None:
+    core = EntityCore.create(_Upcasting, "c-1")
+    core.apply(
+        json.dumps(
+            [
+                {"type": "Incremented", "data": {"amount": 1, "count": 1}, "schemaVersion": 1},
+                {"type": "Incremented", "data": {"amount": 5, "count": 15}},
+            ]
+        )
+    )
+    assert core.aggregate.count == 15  # type: ignore[attr-defined]
+    assert _Upcasting.seen == [("Incremented", 1)]
+    # An upcast that leaves the data undecodable names the stored version.
+    with pytest.raises(DispatchError) as caught:
+        EntityCore.create(Counter, "c-2").apply(
+            json.dumps([{"type": "Incremented", "data": {"amount": 1}, "schemaVersion": 1}])
+        )
+    assert caught.value.kind == "decode"
+    assert "events[0] (Incremented) (stored at schema version 1, upcast): KeyError" in (
+        caught.value.detail
+    )

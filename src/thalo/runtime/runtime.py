@@ -387,7 +387,19 @@ class Runtime:
         if command_id is not None:
             meta[keys.COMMAND_ID] = command_id
         meta[keys.MODULE_VERSION] = entity.module.version
-        return [NewMessage(type=t, data=d, metadata=meta) for t, d in events]
+        # Each event records its type's schema version (runtime/upcasting.py); events of
+        # one version share one metadata dict.
+        written = entity.module.upcaster.written
+        by_version: dict[str, dict[str, Any]] = {}
+        messages = []
+        for event_type, data in events:
+            version = written.get(event_type, "1")
+            event_meta = by_version.get(version)
+            if event_meta is None:
+                event_meta = by_version[version] = {**meta} if by_version else meta
+                event_meta[keys.SCHEMA_VERSION] = version
+            messages.append(NewMessage(type=event_type, data=data, metadata=event_meta))
+        return messages
 
     async def _apply_written(
         self, entity: HydratedEntity, events: Sequence[tuple[str, dict[str, Any]]]

@@ -1,0 +1,69 @@
+"""Events stored by an older schema, brought up to date before the guest applies them.
+
+Each event type has a schema version in the ESDL (``event E version 2``), recorded
+as ``schemaVersion`` in the metadata of every event written. Replaying an event
+stored at a lower version fills the fields that have ESDL defaults and tells the
+guest the stored version, so that its ``upcast`` hook can do the rest. Types at
+version 1 are never looked at, and events at their type's version pass untouched.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Upcaster"]
+
+from typing import Any
+
+import orjson
+
+from thalo.core import metadata as keys
+from thalo.esdl import Schema
+
+
+class Upcaster:
+    """One module's event versions: what to record on writes, how to upcast on replays."""
+
+    __slots__ = ("_defaults", "current", "written")
+
+    def __init__(self, schema: Schema) -> None:
+        # What every event written records as its ``schemaVersion`` (a string, as
+        # Message DB's conventions have it).
+        self.written: dict[str, str] = {n: str(d.version) for n, d in schema.events.items()}
+        # Types past version 1: only their stored events may need upcasting.
+        self.current: dict[str, int] = {
+            n: d.version for n, d in schema.events.items() if d.version > 1
+        }
+        self._defaults: dict[str, tuple[tuple[str, Any, bool], ...]] = {
+            name: tuple(
+                (f.name, f.default_value, not f.type.optional)
+                for f in schema.events[name].fields
+                if f.default is not None
+            )
+            for name in self.current
+        }
+
+    def upcast(self, event_type: str, data: str, metadata: str | None) -> tuple[bytes, int] | None:
+        """``(data JSON, stored version)`` for an event of a type in ``current`` stored at
+        a lower version, its defaults filled; ``None`` when it is current already."""
+        stored = stored_version(metadata)
+        if stored >= self.current[event_type]:
+            return None
+        defaults = self._defaults[event_type]
+        if not defaults:
+            return data.encode(), stored
+        body = orjson.loads(data)
+        for name, value, required in defaults:
+            if body.get(name) is None and (required or name not in body):
+                body[name] = value
+        return orjson.dumps(body), stored
+
+
+def stored_version(metadata: str | None) -> int:
+    """The ``schemaVersion`` in an event's metadata JSON: 1 when absent or unreadable
+    (events written before thalo recorded it were of the first version)."""
+    if metadata is None:
+        return 1
+    try:
+        value = orjson.loads(metadata).get(keys.SCHEMA_VERSION)
+        return int(value) if value is not None else 1
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return 1
