@@ -10,8 +10,8 @@ import pytest_asyncio
 from components import Built
 from helpers import EXAMPLES
 
-from thalo.core import NewMessage
-from thalo.errors import IncompatibleSchema, InvalidModule
+from thalo.core import NewMessage, WrittenBy
+from thalo.errors import IncompatibleSchema, InvalidModule, ModuleNotFound
 from thalo.esdl import parse
 from thalo.registry import Registry
 from thalo.registry.compatibility import check_compatibility, stored_event_types
@@ -191,3 +191,44 @@ async def test_events_of_0_1_0_are_upcast_when_0_2_0_replays_them(
     fresh = await store.get_stream_messages("bankAccount-acc-2", 0, 10)
     assert [m.meta("schemaVersion") for m in fresh] == ["1", "2"]
 
+
+# --- 3. time travel with the module that wrote the history ---------------------------
+
+
+async def test_time_travel_replays_with_the_version_that_wrote_the_history(
+    store: MessageStore, built: dict[str, Built], bank_v2: Built
+) -> None:
+    registry = await _bank_with_deposits(store, built)  # 0 OpenedAccount, 1 DepositedFunds
+    await registry.publish(bank_v2.schema_text, bank_v2.wasm)
+    async with Runtime(store, registry=registry, snapshot_every=2) as runtime:
+        for amount in (3, 1):  # 2, 3: by 0.2.0 (and a snapshot of 0.2.0's state)
+            await runtime.execute("BankAccount", "acc-1", "deposit_funds", {"amount": amount})
+        stored = await store.get_stream_messages("bankAccount-acc-1", 0, 10)
+        versions = [m.meta("thaloModuleVersion") for m in stored]
+        assert versions == ["0.1.0", "0.1.0", "0.2.0", "0.2.0"]
+
+        early = await runtime.state("BankAccount", "acc-1", at_position=1)
+        assert (early.module_version, early.module_chosen_by) == ("0.1.0", "history")
+        assert early.state == {"balance": 15, "closed": False, "opened": True}  # 0.1.0's state
+        assert early.written_by == (WrittenBy("0.1.0", 0, 1),)
+
+        late = await runtime.state("BankAccount", "acc-1", at_position=3)
+        assert (late.module_version, late.module_chosen_by) == ("0.2.0", "history")
+        assert late.written_by == (WrittenBy("0.1.0", 0, 1), WrittenBy("0.2.0", 2, 3))
+        assert late.state["deposits"] == [[5, "(none)", "EUR"], [3, "", "CHF"], [1, "", "CHF"]]
+
+        switch = await runtime.state("BankAccount", "acc-1", at_time=stored[2].time)
+        assert (switch.version, switch.module_version) == (2, "0.2.0")
+        before = await runtime.state("BankAccount", "acc-1", at_time=stored[1].time)
+        assert (before.version, before.module_version) == (1, "0.1.0")
+
+        asked = await runtime.state("BankAccount", "acc-1", at_position=1, module_version="0.2.0")
+        assert (asked.module_version, asked.module_chosen_by) == ("0.2.0", "request")
+        assert asked.state["deposits"] == [[5, "(none)", "EUR"]]
+        assert asked.to_dict()["written_by"] == [{"module_version": "0.1.0", "from": 0, "to": 1}]
+
+        now = await runtime.state("BankAccount", "acc-1")
+        assert (now.version, now.module_version, now.module_chosen_by) == (3, "0.2.0", "newest")
+        assert now.written_by == ()
+        with pytest.raises(ModuleNotFound, match=r"BankAccount 9\.9\.9 is not published"):
+            await runtime.state("BankAccount", "acc-1", at_position=1, module_version="9.9.9")

@@ -221,10 +221,13 @@ class _Api:
         entity_id: str,
         at_position: int | None,
         at_time: datetime | str | None,
+        module_version: str | None = None,
     ) -> _Request:
         if at_position is not None and at_time is not None:
             raise UsageError("give at_position or at_time, not both")
         params: dict[str, str] = {}
+        if module_version is not None:
+            params["module"] = module_version
         if at_position is not None:
             params["position"] = str(int(at_position))
         if at_time is not None:
@@ -562,9 +565,11 @@ class Client(_Api):
         *,
         at_position: int | None = None,
         at_time: datetime | str | None = None,
+        module_version: str | None = None,
     ) -> EntityState:
-        """An entity's state now, after the event at ``at_position``, or as of ``at_time``."""
-        request = self._state_request(aggregate, entity_id, at_position, at_time)
+        """An entity's state now, after the event at ``at_position``, or as of ``at_time``;
+        replayed by ``module_version`` when given (see ``Runtime.state``)."""
+        request = self._state_request(aggregate, entity_id, at_position, at_time, module_version)
         return EntityState.from_dict(self._json(self._call(request)))
 
     def stream(self, stream_name: str, position: int = 0, batch_size: int = 1000) -> list[Message]:
@@ -780,9 +785,11 @@ class AsyncClient(_Api):
         *,
         at_position: int | None = None,
         at_time: datetime | str | None = None,
+        module_version: str | None = None,
     ) -> EntityState:
-        """An entity's state now, after the event at ``at_position``, or as of ``at_time``."""
-        request = self._state_request(aggregate, entity_id, at_position, at_time)
+        """An entity's state now, after the event at ``at_position``, or as of ``at_time``;
+        replayed by ``module_version`` when given (see ``Runtime.state``)."""
+        request = self._state_request(aggregate, entity_id, at_position, at_time, module_version)
         return EntityState.from_dict(self._json(await self._call(request)))
 
     async def stream(

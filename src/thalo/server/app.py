@@ -330,7 +330,10 @@ async def entity_state(request: Request, service: Service) -> Response:
             ) from None
     if position is not None and at_time is not None:
         raise UsageError("give position or time, not both")
-    state = await service.runtime.state(aggregate, entity_id, at_position=position, at_time=at_time)
+    module_version = request.query_params.get("module") or None
+    state = await service.runtime.state(
+        aggregate, entity_id, at_position=position, at_time=at_time, module_version=module_version
+    )
     return _json(state.to_dict(), 200, {"ETag": f'"{state.version}"'})
 
 
