@@ -53,7 +53,7 @@ def test_event_versions_and_defaults_parse_print_and_round_trip() -> None:
         ("ok", "true"),
         ("escaped", '"tab\\there"'),
     ]
-    assert event.field("escaped").default_value == "tab\there"  # type: ignore[union-attr]
+    assert event.field_named("escaped").default_value == "tab\there"  # type: ignore[union-attr]
     printed = schema.to_esdl()
     assert "event E version 3 {\n" in printed
     assert '  memo: String = "n/a"\n' in printed
@@ -276,3 +276,13 @@ def test_esdl_diff_cli(tmp_path: Path) -> None:
     mismatch = thalo("esdl", "diff", str(old), str(other))
     assert mismatch.returncode == 2
     assert "not one aggregate" in mismatch.stderr
+
+
+def test_with_defaults_fills_what_old_events_lack() -> None:
+    event = parse(
+        HEAD + 'event E version 2 {\n  a: Long\n  b: String = "x"\n  c: String? = "y"\n'
+        '  d: String? = "z"\n  e: Long\n}\n'
+    ).events["E"]
+    stored = {"a": 1, "b": None, "d": None}
+    assert event.with_defaults(stored) == {"a": 1, "b": "x", "c": "y", "d": None}
+    assert stored == {"a": 1, "b": None, "d": None}, "the stored data is not changed"

@@ -134,7 +134,7 @@ def diff_event(before: Declaration, after: Declaration, old: Schema, new: Schema
             changes.append(change)
             continue
         top = re.split(r"[.\[]", change.path[len(name) + 1 :])[0]
-        item = after.field(top)
+        item = after.field_named(top)
         fills = (
             item is not None
             and item.default is not None

@@ -175,8 +175,19 @@ class Declaration:
     version: int = 1
     version_span: Span | None = field(default=None, compare=False, repr=False)
 
-    def field(self, name: str) -> Field | None:
+    def field_named(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
+
+    def with_defaults(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` of an event stored before some fields existed, with the defaults of
+        those fields filled in: missing ones, and null ones the type requires."""
+        filled = dict(data)
+        for item in self.fields:
+            if item.default is None or filled.get(item.name) is not None:
+                continue
+            if not item.type.optional or item.name not in filled:  # a null optional stays
+                filled[item.name] = item.default_value
+        return filled
 
 
 def _default_text(value: Any) -> str | None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 __all__ = ["Upcaster"]
 
-from typing import Any
-
 import orjson
 
 from thalo.core import metadata as keys
@@ -22,7 +20,7 @@ from thalo.esdl import Schema
 class Upcaster:
     """One module's event versions: what to record on writes, how to upcast on replays."""
 
-    __slots__ = ("_defaults", "current", "written")
+    __slots__ = ("_declarations", "_filled", "current", "written")
 
     def __init__(self, schema: Schema) -> None:
         # What every event written records as its ``schemaVersion`` (a string, as
@@ -32,14 +30,11 @@ class Upcaster:
         self.current: dict[str, int] = {
             n: d.version for n, d in schema.events.items() if d.version > 1
         }
-        self._defaults: dict[str, tuple[tuple[str, Any, bool], ...]] = {
-            name: tuple(
-                (f.name, f.default_value, not f.type.optional)
-                for f in schema.events[name].fields
-                if f.default is not None
-            )
-            for name in self.current
-        }
+        self._declarations = schema.events
+        # Types with defaults to fill (the others' data passes as stored).
+        self._filled = frozenset(
+            n for n in self.current if any(f.default is not None for f in schema.events[n].fields)
+        )
 
     def upcast(self, event_type: str, data: str, metadata: str | None) -> tuple[bytes, int] | None:
         """``(data JSON, stored version)`` for an event of a type in ``current`` stored at
@@ -47,13 +42,9 @@ class Upcaster:
         stored = stored_version(metadata)
         if stored >= self.current[event_type]:
             return None
-        defaults = self._defaults[event_type]
-        if not defaults:
+        if event_type not in self._filled:
             return data.encode(), stored
-        body = orjson.loads(data)
-        for name, value, required in defaults:
-            if body.get(name) is None and (required or name not in body):
-                body[name] = value
+        body = self._declarations[event_type].with_defaults(orjson.loads(data))
         return orjson.dumps(body), stored
 
 
