@@ -3,6 +3,8 @@ allowed, and a past state names the module versions that wrote and replayed it."
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from components import Built
 from helpers import unique
@@ -10,7 +12,7 @@ from serving import serving
 
 from thalo.client import Client
 from thalo.core import WrittenBy
-from thalo.errors import IncompatibleSchema, InvalidModule
+from thalo.errors import IncompatibleSchema, InvalidModule, PayloadInvalid
 
 pytestmark = pytest.mark.wasm
 
@@ -40,7 +42,16 @@ def test_publish_check_and_time_travel_over_http(
             admin.publish(breaking, b"no component", allow_breaking=True)
 
         assert admin.publish(bank_v2.schema_text, bank_v2.wasm)["version"] == "0.2.0"
-        admin.execute("BankAccount", entity, "deposit_funds", {"amount": 3, "memo": "m"})
+        # The server follows a publish within its module check interval (1 s): until
+        # then 0.1.0 serves, and refuses the memo 0.2.0 added.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                admin.execute("BankAccount", entity, "deposit_funds", {"amount": 3, "memo": "m"})
+                break
+            except PayloadInvalid:
+                assert time.monotonic() < deadline, "0.2.0 never served"
+                time.sleep(0.2)
         past = admin.state("BankAccount", entity, at_position=1)
         assert (past.module_version, past.module_chosen_by) == ("0.1.0", "history")
         assert past.written_by == (WrittenBy("0.1.0", 0, 1),)
