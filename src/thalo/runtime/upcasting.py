@@ -20,7 +20,7 @@ from thalo.esdl import Schema
 class Upcaster:
     """One module's event versions: what to record on writes, how to upcast on replays."""
 
-    __slots__ = ("_declarations", "_filled", "current", "written")
+    __slots__ = ("_declarations", "_filled", "_markers", "current", "written")
 
     def __init__(self, schema: Schema) -> None:
         # What every event written records as its ``schemaVersion`` (a string, as
@@ -31,6 +31,14 @@ class Upcaster:
             n: d.version for n, d in schema.events.items() if d.version > 1
         }
         self._declarations = schema.events
+        # How the metadata text of an event at the current version says so: as thalo
+        # writes it (SQLite keeps the text) and as PostgreSQL's jsonb prints it. A
+        # substring test spares parsing the metadata of every current event; only a
+        # nested object of the caller's with that very key and value could fool it.
+        self._markers: dict[str, tuple[str, str]] = {
+            n: (f'"{keys.SCHEMA_VERSION}":"{v}"', f'"{keys.SCHEMA_VERSION}": "{v}"')
+            for n, v in self.current.items()
+        }
         # Types with defaults to fill (the others' data passes as stored).
         self._filled = frozenset(
             n for n in self.current if any(f.default is not None for f in schema.events[n].fields)
@@ -39,6 +47,10 @@ class Upcaster:
     def upcast(self, event_type: str, data: str, metadata: str | None) -> tuple[bytes, int] | None:
         """``(data JSON, stored version)`` for an event of a type in ``current`` stored at
         a lower version, its defaults filled; ``None`` when it is current already."""
+        if metadata is not None:
+            compact, spaced = self._markers[event_type]
+            if compact in metadata or spaced in metadata:
+                return None
         stored = stored_version(metadata)
         if stored >= self.current[event_type]:
             return None
