@@ -12,16 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import helpers
 import pytest
-from helpers import (
-    CHAOS,
-    EXAMPLES,
-    LIAR,
-    ROGUE,
-    bank_account_v2,
-    bumped_copy,
-    fresh_database,
-)
+from helpers import CHAOS, EXAMPLES, LIAR, ROGUE, bumped_copy, fresh_database
 
 from thalo.cli.build import build_project
 from thalo.store import open_store
@@ -77,7 +70,7 @@ def counter_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
 def bank_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """bank_account 0.2.0 whose DepositedFunds gained fields (helpers.bank_account_v2)."""
     out = tmp_path_factory.mktemp("bank-v2")
-    return _build(bank_account_v2(out / "bank_account"), out)
+    return _build(helpers.bank_account_v2(out / "bank_account"), out)
 
 
 async def publish_all(url: str, built: dict[str, Built]) -> None:
