@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import helpers
 import pytest
 from helpers import CHAOS, EXAMPLES, HOSTILE, LIAR, bumped_copy, fresh_database
 
@@ -76,6 +77,13 @@ def bank_account_versions(
         for minor in range(2, 11)
     ]
     return [built["BankAccount"], *later]
+
+
+@pytest.fixture(scope="session")
+def bank_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """bank_account 0.2.0 whose DepositedFunds gained fields (helpers.bank_account_v2)."""
+    out = tmp_path_factory.mktemp("bank-v2")
+    return _build(helpers.bank_account_v2(out / "bank_account"), out)
 
 
 async def publish_all(url: str, built: dict[str, Built]) -> None:

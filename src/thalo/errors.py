@@ -39,7 +39,8 @@ status it maps to, so the interfaces never guess.
     │   ├── ModuleNotFound            2 / 404
     │   ├── VersionNotGreater         2 / 409
     │   ├── VersionAlreadyPublished   2 / 409   that version holds other source
-    │   └── ModuleRetired             2 / 409   only retired versions would serve
+    │   ├── ModuleRetired             2 / 409   only retired versions would serve
+    │   └── IncompatibleSchema        2 / 409   a publish that would break stored events
     ├── ConcurrencyExhausted          3 / 409   retries could not resolve a conflict
     ├── CommandFailed                 as remote  a command from a command stream failed
     ├── CommandTimeout                5 / 504   no runtime answered a submitted command
@@ -71,6 +72,7 @@ __all__ = [
     "GuestTimeout",
     "GuestTrap",
     "IdempotencyKeyReused",
+    "IncompatibleSchema",
     "InvalidMessage",
     "InvalidModule",
     "InvalidStoreArgument",
@@ -460,6 +462,28 @@ class VersionAlreadyPublished(RegistryError):
         )
         self.aggregate = aggregate
         self.version = version
+
+
+class IncompatibleSchema(RegistryError):
+    """A new version whose events would not read what the store holds: ``changes`` are the
+    diff's lines (breaking ones marked ``!``); declare upcasting or allow the break."""
+
+    http_status = 409
+
+    def __init__(
+        self, aggregate: str, version: str, against: str, changes: tuple[str, ...]
+    ) -> None:
+        lines = "".join(f"\n  {line}" for line in changes)
+        super().__init__(
+            f"cannot publish {aggregate} {version}: it breaks events stored under {against} "
+            f"(lines marked !){lines}\nDeclare how old events become new ones (bump the "
+            "event's version: `event Name version N`, with defaults for new fields or an "
+            "upcast hook in the module), or publish with --allow-breaking."
+        )
+        self.aggregate = aggregate
+        self.version = version
+        self.against = against
+        self.changes = changes
 
 
 class ConcurrencyExhausted(ThaloError):

@@ -15,30 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import bumped_copy, fresh_database
+from helpers import bumped_copy
+from helpers import thalo_cli as thalo
 
 ROOT = Path(__file__).resolve().parents[2]
 THALO = str(Path(sys.executable).with_name("thalo"))
 
 pytestmark = pytest.mark.wasm
-
-
-def thalo(
-    *args: str,
-    store: str,
-    cwd: Path,
-    check_code: int | None = 0,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "THALO_STORE": store, "COLUMNS": "200", **(env or {})}
-    proc = subprocess.run(
-        [THALO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-    if check_code is not None:
-        assert proc.returncode == check_code, (
-            f"thalo {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
 
 
 @contextmanager
@@ -71,16 +54,6 @@ def increment_async(entity: str, amount: int, *, store: str, cwd: Path) -> list[
     )
     events: list[dict[str, Any]] = json.loads(done.stdout)
     return events
-
-
-@pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])
-def cli_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cli.db'}"
-        return
-    # A database of its own: these tests publish versions other tests must not see.
-    with fresh_database(request.getfixturevalue("postgres_url")) as url:
-        yield url
 
 
 @pytest.fixture

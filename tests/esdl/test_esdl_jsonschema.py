@@ -83,6 +83,7 @@ def test_public_names_are_all_exported() -> None:
         "codegen",
         "checker",
         "diagnostics",
+        "diff",
         "model",
         "parser",
         "printer",

@@ -291,7 +291,7 @@ def test_unexpected_character() -> None:
     assert only_error(HEAD + "aggregate A { go() -> E }\nevent E { a: Int; }\n") == (
         3,
         17,
-        "unexpected character ';', expected one of: ',', '?', '}', a name",
+        "unexpected character ';', expected one of: ',', '=', '?', '}', a name",
     )
 
 

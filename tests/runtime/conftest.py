@@ -6,14 +6,16 @@ The built components and template stores come from tests/components.py.
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from helpers import fresh_database
 
 from thalo.runtime import Runtime
 from thalo.store import MessageStore, open_store
+from thalo.testing.pytest_plugin import url_for
 
 
 @pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])
@@ -30,6 +32,16 @@ def published_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     target = tmp_path / "store.db"
     shutil.copyfile(template, target)
     return f"sqlite:///{target.as_posix()}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store of its own where nothing is published yet."""
+    if request.param == "sqlite":
+        yield url_for("sqlite", tmp_path, request)
+    else:
+        with fresh_database(request.getfixturevalue("postgres_url")) as url:
+            yield url
 
 
 @pytest_asyncio.fixture

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from components import Built
-from helpers import fresh_database, unique
+from helpers import unique
 
 from thalo.core import metadata as keys
 from thalo.errors import (
@@ -24,19 +24,8 @@ from thalo.errors import (
 from thalo.registry import Registry
 from thalo.runtime import Runtime
 from thalo.store import MessageStore, open_store
-from thalo.testing.pytest_plugin import url_for
 
 pytestmark = pytest.mark.wasm
-
-
-@pytest.fixture(params=["sqlite", pytest.param("messagedb", marks=pytest.mark.postgres)])
-def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A store where nothing is published yet."""
-    if request.param == "sqlite":
-        yield url_for("sqlite", tmp_path, request)
-    else:
-        with fresh_database(request.getfixturevalue("postgres_url")) as url:
-            yield url
 
 
 @pytest_asyncio.fixture

@@ -198,3 +198,58 @@ def test_restore_errors() -> None:
         EntityCore.restore(Counter, "c-1", "[1]")
     with pytest.raises(DispatchError, match="snapshot is not valid JSON"):
         EntityCore.restore(Counter, "c-1", "{")
+
+
+class _Upcasting(Counter):
+    """Counts in tens since schema version 2 of Incremented: old events are upcast."""
+
+    seen: ClassVar[list[tuple[str, int]]] = []
+
+    def upcast(self, event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+        self.seen.append((event_type, version))
+        return {**data, "amount": data["amount"] * 10, "count": data["count"] * 10}
+
+
+def test_apply_upcasts_only_events_that_carry_an_older_schema_version() -> None:
+    core = EntityCore.create(_Upcasting, "c-1")
+    core.apply(
+        json.dumps(
+            [
+                {"type": "Incremented", "data": {"amount": 1, "count": 1}, "schemaVersion": 1},
+                {"type": "Incremented", "data": {"amount": 5, "count": 15}},
+            ]
+        )
+    )
+    assert core.aggregate.count == 15  # type: ignore[attr-defined]
+    assert _Upcasting.seen == [("Incremented", 1)]
+    # An upcast that leaves the data undecodable names the stored version.
+    with pytest.raises(DispatchError) as caught:
+        EntityCore.create(Counter, "c-2").apply(
+            json.dumps([{"type": "Incremented", "data": {"amount": 1}, "schemaVersion": 1}])
+        )
+    assert caught.value.kind == "decode"
+    assert "events[0] (Incremented) (stored at schema version 1, upcast): KeyError" in (
+        caught.value.detail
+    )
+
+
+class _Versioned(Counter):
+    """Incremented at schema version 2: ``sequence`` defaults to 0, counts are in tens."""
+
+    __thalo_schema__ = Counter.__thalo_schema__.replace(
+        "event Incremented {", "event Incremented version 2 {"
+    ).replace("  sequence: Long?\n}\n\nevent Reset", "  sequence: Long? = 0\n}\n\nevent Reset")
+
+    def upcast(self, event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "amount": data["amount"] * 10, "count": data["count"] * 10}
+
+
+def test_given_stored_upcasts_as_a_replay_does() -> None:
+    from thalo.sdk.testing import AggregateTest
+
+    assert "event Incremented version 2 {" in _Versioned.__thalo_schema__
+    test = AggregateTest(_Versioned).given_stored("Incremented", {"amount": 1, "count": 1})
+    assert (test.state.count, test.state.sequence) == (10, 0)  # type: ignore[attr-defined]
+    current = {"amount": 2, "count": 12, "sequence": 5}
+    test.given_stored("Incremented", current, schema_version=2)  # current: untouched
+    assert (test.state.count, test.state.sequence) == (12, 5)  # type: ignore[attr-defined]

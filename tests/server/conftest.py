@@ -44,4 +44,3 @@ def api(api_store: str) -> Iterator[Served]:
 def http(api: Served) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api.url, timeout=30) as client:
         yield client
-

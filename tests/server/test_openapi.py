@@ -335,7 +335,14 @@ def test_entities_have_a_state_route(doc: dict[str, Any], schemas: list[Schema])
         ok = operation["responses"]["200"]
         assert "ETag" in ok["headers"]
         state = deref(doc, ok["content"]["application/json"]["schema"])
-        assert set(state["required"]) == {"aggregate", "id", "version", "module_version", "state"}
+        assert set(state["required"]) == {
+            "aggregate",
+            "id",
+            "version",
+            "module_version",
+            "module_chosen_by",
+            "state",
+        }
 
 
 # --- fixed routes, errors, security -----------------------------------------------------

@@ -165,6 +165,13 @@ def _print_events(
 @click.argument("entity_id")
 @click.option("--at", "at_position", type=int, help="State after the event at this position.")
 @click.option("--at-time", "at_time", help="State as of this time (ISO 8601).")
+@click.option(
+    "--module",
+    "module_version",
+    metavar="VERSION",
+    help="Replay with this published version [default: now the newest; in the past, "
+    "the version that wrote the last event replayed].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @server_options
 def state(
@@ -172,11 +179,17 @@ def state(
     entity_id: str,
     at_position: int | None,
     at_time: str | None,
+    module_version: str | None,
     as_json: bool,
     url: str | None,
     token: str | None,
 ) -> None:
-    """Show an entity's state: now, after a stream position, or as of a time."""
+    """Show an entity's state: now, after a stream position, or as of a time.
+
+    A past state is replayed by the module version that wrote its last event (as
+    the runtime did then) unless --module is given; the output says which
+    versions wrote the events and which one replayed them.
+    """
     if at_position is not None and at_time is not None:
         raise UsageError("give --at or --at-time, not both")
     moment: datetime | None = None
@@ -197,12 +210,19 @@ def state(
                 entity_id,
                 at_position=at_position,
                 at_time=moment,
+                module_version=module_version,
                 progress=lambda n: bar.advance(task, n),
             )
 
     if url:
         with connect(url, token) as client:
-            result = client.state(aggregate, entity_id, at_position=at_position, at_time=moment)
+            result = client.state(
+                aggregate,
+                entity_id,
+                at_position=at_position,
+                at_time=moment,
+                module_version=module_version,
+            )
     else:
         result = run_with_runtime(go, read_only=True)
     if as_json:
@@ -212,10 +232,26 @@ def state(
     with guarded():
         show(
             f"[bold]{escape(result.aggregate)} {escape(result.entity_id)}[/] "
-            f"({where}, module {escape(result.module_version)})"
+            f"({where}, module {escape(result.module_version)}{_chosen(result)})"
         )
+        if result.written_by:
+            runs = ", ".join(
+                f"{w.module_version or 'unknown'} at {w.first}"
+                + (f"–{w.last}" if w.last != w.first else "")
+                for w in result.written_by
+            )
+            show(text(f"events written by {runs}"))
         state_text = orjson.dumps(result.state, option=orjson.OPT_INDENT_2).decode()
         show(text(state_text, 100_000), soft_wrap=True)
+
+
+def _chosen(result: EntityState) -> str:
+    """Why that module version replayed the state, for the header line."""
+    if result.module_chosen_by == "history":
+        return ": the version that wrote the last event replayed"
+    if result.module_chosen_by == "request":
+        return ": as asked with --module"
+    return ""
 
 
 @click.command()

@@ -146,6 +146,34 @@ def fmt(file: Path, check_only: bool, write: bool) -> None:
         click.echo(formatted, nl=False)
 
 
+@esdl.command()
+@click.argument("old", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("new", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON.")
+def diff(old: Path, new: Path, as_json: bool) -> None:
+    """Print what changed from OLD to NEW, field by field, and what breaks stored events.
+
+    The diff `thalo publish` prints when it refuses a version. Exit 0, or 1 when a
+    change is breaking and not upcast (a removed event type counts: without a
+    store, nobody can tell whether one was stored).
+    """
+    from thalo.errors import UsageError
+    from thalo.esdl.diff import diff_schemas
+
+    before, after = _compile(old), _compile(new)
+    if before.name != after.name:
+        raise UsageError(f"{old} describes {before.name} and {new} {after.name}: not one aggregate")
+    result = diff_schemas(before, after)
+    if as_json:
+        from thalo.cli.output import print_json
+
+        print_json(result.to_dict())
+    else:
+        click.echo(result.render())
+    if result.breaking:
+        sys.exit(1)
+
+
 @click.command()
 @click.argument("schema_file", metavar="SCHEMA.esdl", type=click.Path(path_type=Path))
 @click.option(

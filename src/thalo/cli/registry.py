@@ -99,18 +99,42 @@ def _precheck(upload: _Upload, url: str | None, token: str | None) -> dict[str, 
     return None if existing is None else existing.to_dict()
 
 
+def _compatibility(schema: Schema, allow_breaking: bool) -> list[str]:
+    """The compatibility check before any build (registry/compatibility.py): raises
+    ``IncompatibleSchema`` when refused; returns the diff's lines to show after publishing."""
+
+    async def check(store: MessageStore) -> list[str]:
+        from thalo.registry import Registry
+
+        outcome = await Registry(store).compatibility(schema)
+        outcome.require(allow_breaking=allow_breaking)
+        diff = outcome.diff
+        return [diff.render()] if diff is not None and diff.changes else []
+
+    return run_with_store(check)
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the published record as JSON.")
+@click.option(
+    "--allow-breaking",
+    is_flag=True,
+    help="Publish even if stored events would not read under the new schema.",
+)
 @server_options
-def publish(paths: tuple[Path, ...], as_json: bool, url: str | None, token: str | None) -> None:
+def publish(
+    paths: tuple[Path, ...], as_json: bool, allow_breaking: bool, url: str | None, token: str | None
+) -> None:
     """Publish an aggregate: a project directory (built first) or SCHEMA.esdl MODULE.wasm.
 
     The module's version comes from its ESDL and must be greater than every
     published version of that aggregate; it is checked before the build.
     Publishing the same source (or bytes) under a published version again is
-    a no-op; other source under it is refused (exit 2). With --url the server
-    publishes it (give its admin token with --token).
+    a no-op; other source under it is refused (exit 2). A version whose events
+    would not read the stored ones is refused with the field-level diff (exit 2)
+    unless it declares upcasting or --allow-breaking is given. With --url the
+    server publishes it (give its admin token with --token).
     """
     upload = _read(paths)
     existing = _precheck(upload, url, token)
@@ -124,6 +148,7 @@ def publish(paths: tuple[Path, ...], as_json: bool, url: str | None, token: str 
                 "nothing to do"
             )
         return
+    changes = [] if url else _compatibility(upload.schema, allow_breaking)
     wasm = upload.wasm
     if upload.project is not None:
         from thalo.cli.build import build_project
@@ -136,15 +161,21 @@ def publish(paths: tuple[Path, ...], as_json: bool, url: str | None, token: str 
         from thalo.registry import Registry
 
         return await Registry(store).publish(
-            schema_text, wasm, filename=upload.filename, source_digest=digest
+            schema_text,
+            wasm,
+            filename=upload.filename,
+            source_digest=digest,
+            allow_breaking=allow_breaking,
         )
 
     with err_console.status("publishing (first compile of a component takes a few seconds)…"):
         if url:
             with connect(url, token) as client:
-                published = client.publish(schema_text, wasm, digest)
+                published = client.publish(schema_text, wasm, digest, allow_breaking=allow_breaking)
         else:
             published = run_with_store(go).to_dict()
+    for lines in changes:
+        err_console.print(text(lines))
     if as_json:
         print_json(published)
         return

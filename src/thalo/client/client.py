@@ -221,10 +221,13 @@ class _Api:
         entity_id: str,
         at_position: int | None,
         at_time: datetime | str | None,
+        module_version: str | None = None,
     ) -> _Request:
         if at_position is not None and at_time is not None:
             raise UsageError("give at_position or at_time, not both")
         params: dict[str, str] = {}
+        if module_version is not None:
+            params["module"] = module_version
         if at_position is not None:
             params["position"] = str(int(at_position))
         if at_time is not None:
@@ -254,7 +257,7 @@ class _Api:
         return _Request("GET", f"/categories/{_segment(category)}", params)
 
     def _publish_request(
-        self, schema_text: str, wasm: bytes, source_digest: str | None
+        self, schema_text: str, wasm: bytes, source_digest: str | None, allow_breaking: bool
     ) -> _Request:
         files = {
             "schema": ("schema.esdl", schema_text.encode("utf-8"), "text/plain; charset=utf-8"),
@@ -263,7 +266,8 @@ class _Api:
         if source_digest is not None:
             files["source_digest"] = ("source_digest", source_digest.encode(), "text/plain")
         timeout = max(self.timeout, _PUBLISH_TIMEOUT)
-        return _Request("POST", "/modules", files=files, timeout=timeout, ok=(200, 201))
+        params = {"allow_breaking": "true"} if allow_breaking else None
+        return _Request("POST", "/modules", params, files=files, timeout=timeout, ok=(200, 201))
 
     def _modules_request(self, name: str | None) -> _Request:
         return _Request("GET", "/modules" if name is None else f"/modules/{_segment(name)}")
@@ -565,9 +569,11 @@ class Client(_Api):
         *,
         at_position: int | None = None,
         at_time: datetime | str | None = None,
+        module_version: str | None = None,
     ) -> EntityState:
-        """An entity's state now, after the event at ``at_position``, or as of ``at_time``."""
-        request = self._state_request(aggregate, entity_id, at_position, at_time)
+        """An entity's state now, after the event at ``at_position``, or as of ``at_time``;
+        replayed by ``module_version`` when given (see ``Runtime.state``)."""
+        request = self._state_request(aggregate, entity_id, at_position, at_time, module_version)
         return EntityState.from_dict(self._json(self._call(request)))
 
     def stream(self, stream_name: str, position: int = 0, batch_size: int = 1000) -> list[Message]:
@@ -636,14 +642,20 @@ class Client(_Api):
             time.sleep(feed.failed(reason))
 
     def publish(
-        self, schema_text: str, wasm: bytes, source_digest: str | None = None
+        self,
+        schema_text: str,
+        wasm: bytes,
+        source_digest: str | None = None,
+        *,
+        allow_breaking: bool = False,
     ) -> dict[str, Any]:
         """Publish an aggregate (ESDL text and component bytes); needs the admin token.
 
         ``source_digest`` (``thalo.wasm.build.source_digest``) makes publishing
-        the same source under the same version again a no-op.
+        the same source under the same version again a no-op; ``allow_breaking``
+        publishes even what the compatibility check refuses.
         """
-        request = self._publish_request(schema_text, wasm, source_digest)
+        request = self._publish_request(schema_text, wasm, source_digest, allow_breaking)
         record: dict[str, Any] = self._json(self._call(request))
         return record
 
@@ -785,9 +797,11 @@ class AsyncClient(_Api):
         *,
         at_position: int | None = None,
         at_time: datetime | str | None = None,
+        module_version: str | None = None,
     ) -> EntityState:
-        """An entity's state now, after the event at ``at_position``, or as of ``at_time``."""
-        request = self._state_request(aggregate, entity_id, at_position, at_time)
+        """An entity's state now, after the event at ``at_position``, or as of ``at_time``;
+        replayed by ``module_version`` when given (see ``Runtime.state``)."""
+        request = self._state_request(aggregate, entity_id, at_position, at_time, module_version)
         return EntityState.from_dict(self._json(await self._call(request)))
 
     async def stream(
@@ -856,10 +870,19 @@ class AsyncClient(_Api):
             await asyncio.sleep(feed.failed(reason))
 
     async def publish(
-        self, schema_text: str, wasm: bytes, source_digest: str | None = None
+        self,
+        schema_text: str,
+        wasm: bytes,
+        source_digest: str | None = None,
+        *,
+        allow_breaking: bool = False,
     ) -> dict[str, Any]:
-        """Publish an aggregate (ESDL text and component bytes); needs the admin token."""
-        request = self._publish_request(schema_text, wasm, source_digest)
+        """Publish an aggregate (ESDL text and component bytes); needs the admin token.
+
+        ``source_digest`` makes republishing the same source a no-op;
+        ``allow_breaking`` publishes even what the compatibility check refuses.
+        """
+        request = self._publish_request(schema_text, wasm, source_digest, allow_breaking)
         record: dict[str, Any] = self._json(await self._call(request))
         return record
 

@@ -6,6 +6,7 @@ from thalo.core.message import NewMessage as NewMessage
 from thalo.core.message import RawMessage as RawMessage
 from thalo.core.message import new_message_id as new_message_id
 from thalo.core.state import EntityState as EntityState
+from thalo.core.state import WrittenBy as WrittenBy
 from thalo.core.stream_name import aggregate_category as aggregate_category
 from thalo.core.stream_name import cardinal_id as cardinal_id
 from thalo.core.stream_name import category as category
@@ -26,6 +27,7 @@ __all__ = [
     "Message",
     "NewMessage",
     "RawMessage",
+    "WrittenBy",
     "aggregate_category",
     "cardinal_id",
     "category",

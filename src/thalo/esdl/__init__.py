@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from thalo.esdl.diagnostics import Diagnostic as Diagnostic
 from thalo.esdl.diagnostics import Severity as Severity
+from thalo.esdl.diff import SchemaDiff as SchemaDiff
+from thalo.esdl.diff import diff_schemas as diff_schemas
 from thalo.esdl.model import SCALARS as SCALARS
 from thalo.esdl.model import Command as Command
 from thalo.esdl.model import Declaration as Declaration
@@ -29,9 +31,11 @@ __all__ = [
     "EventRef",
     "Field",
     "Schema",
+    "SchemaDiff",
     "Severity",
     "Span",
     "TypeRef",
+    "diff_schemas",
     "format_esdl",
     "generate_python",
     "generate_typescript",

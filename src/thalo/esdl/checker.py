@@ -29,6 +29,8 @@ class Parsed:
     types: list[Declaration] = field(default_factory=list)
     # (line, column) of a block's name -> line of its closing brace (for the formatter).
     block_ends: dict[tuple[int, int], int] = field(default_factory=dict)
+    # Default values that are not JSON (a bad string escape): message, where.
+    bad_defaults: list[tuple[str, Span]] = field(default_factory=list)
 
     def end_of(self, span: Span | None) -> int:
         return self.block_ends.get((span.line, span.column), 0) if span else 0
@@ -88,13 +90,16 @@ class _Checker:
         types = _first_by_name(parsed.types)
         for decl in [*parsed.events, *parsed.types]:
             self.check_fields(decl.fields, "field", _RESERVED_FIELDS, events, types)
+        for message, span in parsed.bad_defaults:
+            self.error(message, span)
+        self.check_versions(parsed.events, parsed.types)
         commands = self.check_commands(aggregate[2] if aggregate else [], events, types)
         self.check_recursion(parsed.types)
         if self.complete:
             self.check_unused(commands, parsed.events, parsed.types)
         if version is None or aggregate is None:
             return None
-        return Schema.build(
+        schema = Schema.build(
             aggregate[0],
             version,
             commands,
@@ -103,6 +108,43 @@ class _Checker:
             filename=self.source.filename,
             span=aggregate[1],
         )
+        if not self.source.errors():
+            self.check_defaults(schema)
+        return schema
+
+    def check_versions(self, events: Sequence[Declaration], types: Sequence[Declaration]) -> None:
+        """Event schema versions are whole numbers from 1; defaults belong to event fields."""
+        for decl in events:
+            if type(decl.version) is not int or decl.version < 1:
+                self.error(
+                    f"event {decl.name!r}: version must be a whole number of at least 1",
+                    decl.version_span,
+                )
+        for decl in types:
+            for item in decl.fields:
+                if item.default is not None:
+                    self.error(
+                        f"field {item.name!r} of type {decl.name!r}: only event fields take "
+                        "a default (it fills events stored before the field existed)",
+                        item.default_span or item.span,
+                    )
+
+    def check_defaults(self, schema: Schema) -> None:
+        """Each default is a valid value of its field's type (run once the schema is whole)."""
+        from thalo.esdl.validator import CompiledSchema
+
+        compiled = CompiledSchema(schema)
+        for decl in schema.events.values():
+            for item in decl.fields:
+                if item.default is None:
+                    continue
+                problems = compiled.check_value(item.type, item.default_value)
+                for path, message in problems or ():
+                    self.error(
+                        f"default of {decl.name}.{item.name} ({item.type}): "
+                        f"{'$' + path + ': ' if path else ''}{message}",
+                        item.default_span or item.span,
+                    )
 
     def check_version(self, versions: Sequence[tuple[str, Span]]) -> str | None:
         if not versions:

@@ -18,6 +18,7 @@ __all__ = [
 ]
 
 import functools
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,11 +115,22 @@ def _parse_type(text: str) -> tuple[TypeRef, str]:
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """A named, typed member of an event, a custom type, or a command's parameters."""
+    """A named, typed member of an event, a custom type, or a command's parameters.
+
+    ``default`` (event fields only) is canonical JSON text: the value an event
+    stored before the field existed gets when it is upcast (docs/esdl.md).
+    """
 
     name: str
     type: TypeRef
     span: Span | None = field(default=None, compare=False, repr=False)
+    default: str | None = None
+    default_span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def default_value(self) -> Any:
+        """The default as a JSON value (``None`` when there is none, or it is null)."""
+        return None if self.default is None else json.loads(self.default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +162,46 @@ class Command:
 
 @dataclass(frozen=True, slots=True)
 class Declaration:
-    """An ``event`` or a ``type``: a CamelCase name and its fields."""
+    """An ``event`` or a ``type``: a CamelCase name and its fields.
+
+    ``version`` is an event's schema version (1 unless declared, ``event E version 2``):
+    recorded as ``schemaVersion`` on every event written, so that replay knows which
+    stored events to upcast.
+    """
 
     name: str
     fields: tuple[Field, ...]
     span: Span | None = field(default=None, compare=False, repr=False)
+    version: int = 1
+    version_span: Span | None = field(default=None, compare=False, repr=False)
+
+    def field_named(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def with_defaults(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` of an event stored before some fields existed, with the defaults of
+        those fields filled in: missing ones, and null ones the type requires."""
+        filled = dict(data)
+        for item in self.fields:
+            if item.default is None or filled.get(item.name) is not None:
+                continue
+            if not item.type.optional or item.name not in filled:  # a null optional stays
+                filled[item.name] = item.default_value
+        return filled
+
+
+def _default_text(value: Any) -> str | None:
+    """A stored default, re-encoded canonically (it must be JSON text)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"a default must be JSON text, got {type(value).__name__}")
+    return canonical_json(json.loads(value))
+
+
+def canonical_json(value: Any) -> str:
+    """The one text of a JSON value that ESDL prints and schemas compare."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
 
 
 def _frozen_map(items: Iterable[Any]) -> Mapping[str, Any]:
@@ -245,7 +292,16 @@ class Schema:
         """A JSON-ready dict (the registry stores it); ``from_json`` reads it back."""
 
         def fields(items: Iterable[Field]) -> list[dict[str, Any]]:
-            return [{"name": f.name, "type": str(f.type)} for f in items]
+            # Keys absent unless used, so schemas without them keep their stored form.
+            return [
+                {"name": f.name, "type": str(f.type)}
+                | ({"default": f.default} if f.default is not None else {})
+                for f in items
+            ]
+
+        def event(d: Declaration) -> dict[str, Any]:
+            body = {"name": d.name, "fields": fields(d.fields)}
+            return body | ({"version": d.version} if d.version != 1 else {})
 
         return {
             "format": JSON_FORMAT,
@@ -260,7 +316,7 @@ class Schema:
                 }
                 for c in self.commands.values()
             ],
-            "events": [{"name": d.name, "fields": fields(d.fields)} for d in self.events.values()],
+            "events": [event(d) for d in self.events.values()],
             "types": [{"name": d.name, "fields": fields(d.fields)} for d in self.types.values()],
         }
 
@@ -279,10 +335,20 @@ class Schema:
                 raise SchemaError(f"unsupported schema JSON format {data.get('format')!r}")
 
             def fields(items: Iterable[Mapping[str, Any]]) -> tuple[Field, ...]:
-                return tuple(Field(str(f["name"]), TypeRef.parse(str(f["type"]))) for f in items)
+                return tuple(
+                    Field(
+                        str(f["name"]),
+                        TypeRef.parse(str(f["type"])),
+                        default=_default_text(f.get("default")),
+                    )
+                    for f in items
+                )
 
             def declarations(items: Iterable[Mapping[str, Any]]) -> list[Declaration]:
-                return [Declaration(str(d["name"]), fields(d["fields"])) for d in items]
+                return [
+                    Declaration(str(d["name"]), fields(d["fields"]), version=d.get("version", 1))
+                    for d in items
+                ]
 
             parsed = Parsed(
                 versions=[(str(data["version"]), Span(0, 0))],
@@ -307,7 +373,7 @@ class Schema:
                 events=declarations(data["events"]),
                 types=declarations(data["types"]),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise SchemaError(f"malformed schema JSON: {exc!r}") from exc
         # Duplicates in the lists are reported, as they would be in source.
         return check(parsed, Reporter("", "<json>"))

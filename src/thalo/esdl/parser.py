@@ -10,9 +10,13 @@ from __future__ import annotations
 
 __all__ = ["parse", "parse_declarations", "parse_file"]
 
+import dataclasses
 import functools
+import json
+import math
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib import resources
 from os import PathLike
 from pathlib import Path
@@ -21,7 +25,16 @@ from typing import Any
 from thalo.errors import SchemaError
 from thalo.esdl.checker import Parsed, check
 from thalo.esdl.diagnostics import Reporter, schema_error
-from thalo.esdl.model import Command, Declaration, EventRef, Field, Schema, Span, TypeRef
+from thalo.esdl.model import (
+    Command,
+    Declaration,
+    EventRef,
+    Field,
+    Schema,
+    Span,
+    TypeRef,
+    canonical_json,
+)
 
 
 @functools.cache
@@ -72,7 +85,66 @@ def _transformer() -> Any:
             name, type_ref = items
             return Field(str(name), type_ref, _span(name))
 
-        field = param
+        def field(self, items: list[Any]) -> Field:
+            name, type_ref, equals, value = items
+            if equals is None:
+                return Field(str(name), type_ref, _span(name))
+            span = value.span or _span(equals)
+            if value.error is not None:
+                self.parsed.bad_defaults.append((value.error, span))
+                return Field(str(name), type_ref, _span(name))
+            default = canonical_json(value.value)
+            return Field(str(name), type_ref, _span(name), default, span)
+
+        # Default values: JSON, each with where it starts.
+        def string_value(self, items: list[Any]) -> _Value:
+            (token,) = items
+            try:
+                return _Value(json.loads(str(token)), _span(token))
+            except ValueError as exc:
+                return _Value(None, _span(token), f"invalid string {token!s}: {exc.args[0]}")
+
+        def number_value(self, items: list[Any]) -> _Value:
+            (token,) = items
+            value = json.loads(str(token))
+            if isinstance(value, float) and not math.isfinite(value):
+                return _Value(None, _span(token), f"number {token} is out of range")
+            return _Value(value, _span(token))
+
+        def true_value(self, items: list[Any]) -> _Value:
+            return _Value(True, _span(items[0]))
+
+        def false_value(self, items: list[Any]) -> _Value:
+            return _Value(False, _span(items[0]))
+
+        def null_value(self, items: list[Any]) -> _Value:
+            return _Value(None, _span(items[0]))
+
+        def array_value(self, items: list[Any]) -> _Value:
+            lsqb, *values = items
+            values = [v for v in values if v is not None]
+            error = next((v.error for v in values if v.error is not None), None)
+            return _Value([v.value for v in values], _span(lsqb), error)
+
+        def object_value(self, items: list[Any]) -> _Value:
+            lbrace, *members, _rbrace = items
+            members = [m for m in members if m is not None]
+            error = next((v.error for _, v in members if v.error is not None), None)
+            value: dict[str, Any] = {}
+            for key, member in members:
+                value[key] = member.value
+            return _Value(value, _span(lbrace), error)
+
+        def member(self, items: list[Any]) -> tuple[str, _Value]:
+            key, value = items
+            try:
+                return str(json.loads(str(key))), value
+            except ValueError as exc:
+                return "", _Value(None, _span(key), f"invalid string {key!s}: {exc.args[0]}")
+
+        def schema_version(self, items: list[Any]) -> tuple[str, Span]:
+            (token,) = items
+            return str(token), _span(token)
 
         def event_set(self, items: list[Any]) -> list[EventRef]:
             return [item for item in items if isinstance(item, EventRef)]
@@ -88,7 +160,12 @@ def _transformer() -> Any:
             return Declaration(str(name), tuple(fields), _span(name))
 
         def event(self, items: list[Any]) -> None:
-            self.parsed.events.append(self._declaration(items))
+            name, version, *rest = items
+            decl = self._declaration([name, *rest])
+            if version is not None:
+                text, span = version
+                decl = dataclasses.replace(decl, version=_whole(text), version_span=span)
+            self.parsed.events.append(decl)
 
         def typedef(self, items: list[Any]) -> None:
             self.parsed.types.append(self._declaration(items))
@@ -103,6 +180,20 @@ def _transformer() -> Any:
             return TypeRef(None, item, qmark is not None, _span(lsqb))
 
     return ToModel
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """A default value as parsed: the JSON value, where it starts, what is wrong with it."""
+
+    value: Any
+    span: Span | None = None
+    error: str | None = None
+
+
+def _whole(text: str) -> int:
+    """An event version as written; 0 (refused by the checker) unless a whole number."""
+    return int(text) if text.isdigit() else 0
 
 
 # --- syntax errors ---------------------------------------------------------------
@@ -137,7 +228,7 @@ def _expected(names: Iterable[str]) -> str:
 _DECLARATION_START = re.compile(
     r"^[ \t]*(?:version[ \t]*=|(?:aggregate|event|type)[ \t]+[A-Za-z_])", re.MULTILINE
 )
-_COMMENTS = re.compile(r'//[^\n]*|/\*.*?\*/|"[^"\n]*"', re.DOTALL)
+_COMMENTS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:[^"\\\n]|\\.)*"', re.DOTALL)
 
 
 def _chunks(text: str) -> list[tuple[int, int]]:

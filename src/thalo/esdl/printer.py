@@ -21,7 +21,12 @@ MAX_WIDTH = 100
 
 
 def _field(item: Field) -> str:
-    return f"{item.name}: {item.type}"
+    default = f" = {item.default}" if item.default is not None else ""
+    return f"{item.name}: {item.type}{default}"
+
+
+def _event_header(decl: Declaration) -> str:
+    return f"event {decl.name}" + (f" version {decl.version}" if decl.version != 1 else "")
 
 
 def command_lines(command: Command) -> list[str]:
@@ -57,13 +62,17 @@ def print_schema(schema: Schema) -> str:
     return "\n\n".join("\n".join(part) for part in parts) + "\n"
 
 
+def _header(kind: str, decl: Declaration) -> str:
+    return _event_header(decl) if kind == "event" else f"{kind} {decl.name}"
+
+
 def _declaration(kind: str, decl: Declaration) -> list[str]:
-    return _block(f"{kind} {decl.name}", [INDENT + _field(f) for f in decl.fields])
+    return _block(_header(kind, decl), [INDENT + _field(f) for f in decl.fields])
 
 
 # --- reformatting source --------------------------------------------------------
 
-_COMMENT = re.compile(r'//[^\n]*|/\*.*?\*/|"[^"\n]*"', re.DOTALL)
+_COMMENT = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:[^"\\\n]|\\.)*"', re.DOTALL)
 
 
 @dataclass
@@ -183,7 +192,7 @@ def format_source(text: str, filename: str = "<esdl>") -> str:
 
     def declaration(kind: str, decl: Declaration) -> Callable[[], None]:
         members = [(f.span or nowhere, [INDENT + _field(f)]) for f in decl.fields]
-        header = (decl.span or nowhere, f"{kind} {decl.name}")
+        header = (decl.span or nowhere, _header(kind, decl))
         return lambda: writer.block(header, members, parsed.end_of(decl.span))
 
     items: list[tuple[int, int, Callable[[], None]]] = [

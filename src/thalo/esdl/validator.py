@@ -220,6 +220,10 @@ class CompiledSchema:
 
     # --- entry points --------------------------------------------------------
 
+    def check_value(self, ref: TypeRef, value: Any) -> Problems | None:
+        """The problems of ``value`` as a value of type ``ref`` (relative paths), or None."""
+        return self._type(ref)(value)
+
     def validate_command(self, name: str, payload: Any) -> None:
         check = self.commands.get(name)
         if check is None:

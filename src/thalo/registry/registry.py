@@ -38,6 +38,7 @@ from thalo.errors import (
 )
 from thalo.esdl import Schema, parse
 from thalo.registry import blobs
+from thalo.registry.compatibility import Compatibility, check_compatibility
 from thalo.registry.requirement import Requirement, Version, parse_version
 from thalo.store import MessageStore, SqlTransaction
 
@@ -164,6 +165,7 @@ class Registry:
         *,
         filename: str = "<esdl>",
         source_digest: str | None = None,
+        allow_breaking: bool = False,
     ) -> ModuleRecord:
         """Check and store a module version; returns its record.
 
@@ -171,15 +173,17 @@ class Registry:
         (``thalo.wasm.build.source_digest``), so that the same source published
         again is a no-op although componentize-py's output differs per build.
         Raises ``SchemaError`` (the ESDL does not compile), ``VersionNotGreater``,
-        ``VersionAlreadyPublished`` (both before the component is looked at) and
-        ``InvalidModule`` (not a component of thalo's world, or its embedded
-        schema differs from ``schema_text``).
+        ``VersionAlreadyPublished``, ``IncompatibleSchema`` (its events would not
+        read what the store holds, unless ``allow_breaking``) — all before the
+        component is looked at — and ``InvalidModule`` (not a component of thalo's
+        world, or its embedded schema differs from ``schema_text``).
         """
         schema = parse(schema_text, filename)
         sha256 = hashlib.sha256(wasm).hexdigest()
         existing = await self.precheck(schema, sha256=sha256, source_digest=source_digest)
         if existing is not None:
             return existing
+        (await self.compatibility(schema)).require(allow_breaking=allow_breaking)
         await asyncio.to_thread(_check_component, wasm, sha256, schema)
         encoded = await blobs.encode_for(self._store, wasm, sha256)  # seconds: outside the lock
         now = datetime.now(UTC)
@@ -221,6 +225,12 @@ class Registry:
             source_digest=source_digest,
         )
         return None if same is None else await self._one(tx, schema.name, same)
+
+    async def compatibility(self, schema: Schema) -> Compatibility:
+        """How ``schema`` fares against the published versions of its aggregate and the
+        events stored (registry/compatibility.py): fast, no component involved."""
+        published = [r.schema for r in await self.modules(schema.name)]
+        return await check_compatibility(self._store, schema, published)
 
     @staticmethod
     async def _one(tx: SqlTransaction, name: str, version: str) -> ModuleRecord:

@@ -182,6 +182,8 @@ class Entities:
         max_bytes = 1 << 20
         stream = entity.stream_name
         wasm = entity.wasm
+        upcaster = entity.module.upcaster
+        versioned = upcaster.current  # types past version 1 (usually none: no cost)
         wasm.next_position = position
         reading: asyncio.Task[list[RawMessage]] | None = asyncio.ensure_future(
             self.store.get_stream_raw(stream, position, size)
@@ -208,14 +210,21 @@ class Entities:
                     end = start
                     while end < len(batch) and (end == start or taken < max_bytes):
                         m = batch[end]
+                        data = m.data.encode()
+                        tail = b"}"
+                        if versioned and m.type in versioned:
+                            upcast = upcaster.upcast(m.type, m.data, m.metadata)
+                            if upcast is not None:  # stored by an older schema of its type
+                                data = upcast[0]
+                                tail = b',"schemaVersion":' + str(upcast[1]).encode() + b"}"
                         part = (
                             b'{"type":'
                             + orjson.dumps(m.type)
                             + b',"position":'
                             + str(m.position).encode()
                             + b',"data":'
-                            + m.data.encode()
-                            + b"}"
+                            + data
+                            + tail
                         )
                         taken += len(part)
                         if end > start and taken > max_bytes:

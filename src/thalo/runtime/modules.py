@@ -19,6 +19,7 @@ from thalo.errors import ModuleRetired
 from thalo.esdl import Schema
 from thalo.registry import ModuleRecord, Registry
 from thalo.runtime.offload import CallTimes
+from thalo.runtime.upcasting import Upcaster
 
 if TYPE_CHECKING:
     from thalo.wasm import Limits, WasmModule
@@ -31,6 +32,10 @@ class LoadedModule:
     record: ModuleRecord
     wasm: WasmModule
     calls: CallTimes = field(default_factory=CallTimes)
+    upcaster: Upcaster = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "upcaster", Upcaster(self.record.schema))
 
     @property
     def name(self) -> str:

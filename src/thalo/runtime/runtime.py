@@ -29,6 +29,7 @@ from thalo.core import (
     Message,
     NewMessage,
     RawMessage,
+    WrittenBy,
     entity_stream_name,
 )
 from thalo.core import metadata as keys
@@ -40,6 +41,7 @@ from thalo.errors import (
     GuestOutputInvalid,
     GuestTimeout,
     IdempotencyKeyReused,
+    ModuleNotFound,
     PayloadInvalid,
     ThaloError,
     UnknownCommand,
@@ -53,6 +55,7 @@ from thalo.runtime.command_streams import (
     Submitted,
 )
 from thalo.runtime.entities import Entities, Progress, snapshot_json
+from thalo.runtime.history import written_by
 from thalo.runtime.modules import LoadedModule, ModuleSet
 from thalo.runtime.recorded import Recorded
 from thalo.runtime.stats import RuntimeStats
@@ -388,7 +391,19 @@ class Runtime:
         if command_id is not None:
             meta[keys.COMMAND_ID] = command_id
         meta[keys.MODULE_VERSION] = entity.module.version
-        return [NewMessage(type=t, data=d, metadata=meta) for t, d in events]
+        # Each event records its type's schema version (runtime/upcasting.py); events of
+        # one version share one metadata dict.
+        written = entity.module.upcaster.written
+        by_version: dict[str, dict[str, Any]] = {}
+        messages = []
+        for event_type, data in events:
+            version = written.get(event_type, "1")
+            event_meta = by_version.get(version)
+            if event_meta is None:
+                event_meta = by_version[version] = {**meta} if by_version else meta
+                event_meta[keys.SCHEMA_VERSION] = version
+            messages.append(NewMessage(type=event_type, data=data, metadata=event_meta))
+        return messages
 
     async def _apply_written(
         self, entity: HydratedEntity, events: Sequence[tuple[str, dict[str, Any]]]
@@ -467,21 +482,41 @@ class Runtime:
         *,
         at_position: int | None = None,
         at_time: datetime | None = None,
+        module_version: str | None = None,
         progress: Progress | None = None,
     ) -> EntityState:
         """The entity's state now, after the event at ``at_position``, or as of ``at_time``.
 
         Rebuilt from events (and a snapshot at or before the target, when there is
-        one), never from the cache, so it shows exactly what the stream says.
+        one), never from the cache, so it shows exactly what the stream says. Now:
+        by the newest version; in the past: by the version that wrote the last event
+        replayed (its ``thaloModuleVersion``), as the runtime did then; or by
+        ``module_version`` when given (``ModuleNotFound`` if it is not published).
         """
-        module = await self.modules.for_history(aggregate)
-        stream = entity_stream_name(module.name, entity_id)
+        current = await self.modules.for_history(aggregate)
+        stream = entity_stream_name(current.name, entity_id)
         until: Callable[[RawMessage], bool] | None = None
         if at_position is not None:
             until = lambda m: m.position <= at_position  # noqa: E731
         elif at_time is not None:
             moment = at_time if at_time.tzinfo else at_time.replace(tzinfo=UTC)
             until = lambda m: m.time <= moment  # noqa: E731
+        module, chosen_by = current, "newest"
+        writers: tuple[WrittenBy, ...] = ()
+        if until is not None:
+            writers = await written_by(self.store, stream, until, self.entities.replay_batch)
+        if module_version is not None:
+            module, chosen_by = await self._module(current, module_version), "request"
+        else:
+            recorded = next((w.module_version for w in reversed(writers) if w.module_version), None)
+            if recorded is not None:
+                try:
+                    module, chosen_by = await self._module(current, recorded), "history"
+                except ModuleNotFound as exc:
+                    raise ModuleNotFound(
+                        f"{exc}: it wrote {stream} up to the state asked for; give the "
+                        "version to replay with instead (--module, ?module=)"
+                    ) from None
         entity = await self.entities.hydrate(
             module,
             stream,
@@ -501,7 +536,18 @@ class Runtime:
             state = snapshot_json(await self._guest(entity.wasm.snapshot), entity)
         finally:
             entity.wasm.close()
-        return EntityState(module.name, entity_id, entity.version, module.version, state)
+        return EntityState(
+            module.name, entity_id, entity.version, module.version, state, chosen_by, writers
+        )
+
+    async def _module(self, current: LoadedModule, version: str) -> LoadedModule:
+        """``version`` of ``current``'s aggregate, loaded (``current`` itself if it is that)."""
+        if version == current.version:
+            return current
+        for record in await self.registry.modules(current.name):
+            if record.version == version:
+                return await self.modules.load(record)
+        raise ModuleNotFound(f"{current.name} {version} is not published")
 
     # --- plumbing --------------------------------------------------------------
 

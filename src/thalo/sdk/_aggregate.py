@@ -44,6 +44,16 @@ class Aggregate(abc.ABC):
     def __init__(self, id: str) -> None:
         self.id = id
 
+    def upcast(self, event_type: str, version: int, data: dict[str, Any]) -> dict[str, Any]:
+        """Brings the data of an event stored at schema ``version`` (older than its type's
+        version in the ESDL) up to date before it is decoded and applied. Default: as is.
+
+        The host has already filled the fields that have an ESDL default; override
+        this for what defaults cannot do (retype, rename, compute). Called only for
+        old events, never for events at their type's current version.
+        """
+        return data
+
     def to_snapshot(self) -> dict[str, Any]:
         """The state as a JSON object. Default: every public attribute except ``id``.
 

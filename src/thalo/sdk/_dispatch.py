@@ -117,9 +117,13 @@ class EntityCore:
                 if route is None:
                     method, event_cls = routes[kind]
                     route = bound[kind] = (getattr(aggregate, method), event_cls.from_json)
+                if "schemaVersion" in event:  # stored by an older schema: upcast first
+                    data = aggregate.upcast(kind, event["schemaVersion"], event["data"])
+                    append((route[0], route[1](data)))
+                    continue
                 append((route[0], route[1](event["data"])))
         except Exception:
-            _explain_bad_event(routes, batch, len(decoded))
+            _explain_bad_event(routes, batch, len(decoded), aggregate)
             raise
         if seed_hook is None:
             for apply, value in decoded:
@@ -233,9 +237,10 @@ def _encode_events(command: str, allowed: tuple[str, ...], result: Any) -> list[
 
 
 def _explain_bad_event(
-    routes: dict[str, tuple[str, type[Any]]], batch: list[Any], index: int
+    routes: dict[str, tuple[str, type[Any]]], batch: list[Any], index: int, aggregate: Aggregate
 ) -> None:
-    """Raises the precise DispatchError for ``batch[index]``, which failed to decode."""
+    """Raises the precise DispatchError for ``batch[index]``, which failed to decode
+    (after its upcast, for an event stored by an older schema)."""
     event = batch[index]
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise DispatchError("decode", f"events[{index}] must be an object with a type")
@@ -245,9 +250,13 @@ def _explain_bad_event(
     data = event.get("data")
     if not isinstance(data, dict):
         raise DispatchError("decode", f"events[{index}].data must be an object")
+    version = event.get("schemaVersion")
+    if version is not None:
+        data = aggregate.upcast(event["type"], version, data)
     try:
         route[1].from_json(data)
     except (KeyError, TypeError, ValueError) as exc:
+        upcast = f" (stored at schema version {version}, upcast)" if version is not None else ""
         raise DispatchError(
-            "decode", f"events[{index}] ({event['type']}): {type(exc).__name__}: {exc}"
+            "decode", f"events[{index}] ({event['type']}){upcast}: {type(exc).__name__}: {exc}"
         ) from None

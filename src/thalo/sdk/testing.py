@@ -44,9 +44,16 @@ def _validate_payload(aggregate_cls: type[Aggregate], command: str, payload: Any
     the schema does not declare are left to the SDK's dispatch, which raises
     ``DispatchError`` for them as before. Raises ``PayloadInvalid``.
     """
+    schema = _schema(aggregate_cls)
+    if schema is not None and command in schema.commands:
+        schema.validate_command(command, payload)
+
+
+def _schema(aggregate_cls: type[Aggregate]) -> Any:
+    """The aggregate's compiled ESDL (``__thalo_schema__``), or None for a hand-written one."""
     text = getattr(aggregate_cls, "__thalo_schema__", None)
     if not isinstance(text, str):
-        return
+        return None
     schema = _SCHEMAS.get(text)
     if schema is None:
         # This module never runs inside a guest (the build leaves it out), so it may
@@ -54,8 +61,7 @@ def _validate_payload(aggregate_cls: type[Aggregate], command: str, payload: Any
         from thalo.esdl import parse
 
         schema = _SCHEMAS[text] = parse(text, f"{aggregate_cls.__name__}.esdl")
-    if command in schema.commands:
-        schema.validate_command(command, payload)
+    return schema
 
 
 def _event_json(event: Any) -> dict[str, Any]:
@@ -139,6 +145,20 @@ class AggregateTest(Generic[A]):
     def given(self, *events: Any) -> AggregateTest[A]:
         """Applies past events (event objects or ``(type, data)`` pairs) through JSON."""
         self._core.apply(json.dumps([_event_json(event) for event in events]))
+        return self
+
+    def given_stored(
+        self, event_type: str, data: Mapping[str, Any], schema_version: int = 1
+    ) -> AggregateTest[A]:
+        """Applies an event as an older schema stored it (its ``schemaVersion``), the way a
+        replay does: the ESDL defaults filled in, then the aggregate's ``upcast`` hook."""
+        event: dict[str, Any] = {"type": event_type, "data": dict(data)}
+        schema = _schema(self.aggregate_cls)
+        declaration = schema.events.get(event_type) if schema is not None else None
+        if declaration is not None and schema_version < declaration.version:
+            event["data"] = declaration.with_defaults(event["data"])
+            event["schemaVersion"] = schema_version
+        self._core.apply(json.dumps([event]))
         return self
 
     def when(

@@ -347,7 +347,10 @@ async def entity_state(request: Request, service: Service) -> Response:
             ) from None
     if position is not None and at_time is not None:
         raise UsageError("give position or time, not both")
-    state = await service.runtime.state(aggregate, entity_id, at_position=position, at_time=at_time)
+    module_version = request.query_params.get("module") or None
+    state = await service.runtime.state(
+        aggregate, entity_id, at_position=position, at_time=at_time, module_version=module_version
+    )
     return _json(state.to_dict(), 200, {"ETag": f'"{state.version}"'})
 
 
@@ -472,7 +475,11 @@ async def publish(request: Request, service: Service) -> Response:
     body = await _body(request, config.max_module_size, max(config.body_timeout, 60.0))
     schema_text, filename, wasm, digest = await _module_parts(request, body)
     record = await service.runtime.registry.publish(
-        schema_text, wasm, filename=filename, source_digest=digest
+        schema_text,
+        wasm,
+        filename=filename,
+        source_digest=digest,
+        allow_breaking=_flag(request, "allow_breaking"),
     )
     return _json(record.to_dict(), 201, {"Location": f"/modules/{record.name}"})
 

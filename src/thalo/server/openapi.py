@@ -307,9 +307,27 @@ def _fixed_schemas() -> dict[str, Any]:
                 "aggregate": _string(),
                 "id": _string(),
                 "version": _integer(minimum=-1),
-                "module_version": _string(),
+                "module_version": _string(description="The module version that replayed it."),
+                "module_chosen_by": {
+                    "enum": ["newest", "history", "request"],
+                    "description": "Why that version: the newest; the one that wrote the "
+                    "last event replayed (a past state); the one asked for (?module=).",
+                },
                 "state": {"description": "The state as the guest snapshots it."},
+                "written_by": {
+                    "type": "array",
+                    "description": "A past state only: which module versions wrote the "
+                    "events replayed (their thaloModuleVersion; null where absent).",
+                    "items": _object(
+                        {
+                            "module_version": {"type": ["string", "null"]},
+                            "from": _integer(minimum=0),
+                            "to": _integer(minimum=0),
+                        }
+                    ),
+                },
             },
+            required=["aggregate", "id", "version", "module_version", "module_chosen_by", "state"],
             title="EntityState",
         ),
         "Health": _object({"status": {"const": "ok"}}, title="Health"),
@@ -409,6 +427,12 @@ def _parameters() -> dict[str, Any]:
 
     batch = _integer(minimum=1, maximum=10_000, default=1000)
     return {
+        "AllowBreaking": query(
+            "allow_breaking",
+            "Publish even a version whose events would not read those stored (see the "
+            "compatibility check in docs/design.md).",
+            {"type": "boolean", "default": False},
+        ),
         "Async": query(
             "async",
             "Write the command to its command stream for a runner and answer 202.",
@@ -457,6 +481,12 @@ def _parameters() -> dict[str, Any]:
             "position", "The state after the event at this position.", _integer(minimum=0)
         ),
         "StateTime": query("time", "The state as of this time.", _string(format="date-time")),
+        "StateModule": query(
+            "module",
+            "Replay with this published module version (default: now the newest; in the "
+            "past, the version that wrote the last event replayed).",
+            _string(minLength=1),
+        ),
         "StreamName": path("stream_name", "A stream name (`counter-c-1`)."),
         "StreamPosition": query(
             "position", "The stream position to start at.", _integer(minimum=0, default=0)
@@ -595,6 +625,7 @@ def _fixed_paths() -> dict[str, Any]:
                 "modules",
                 "Publish a module",
                 "Publish an aggregate module (admin token): its ESDL schema and component.",
+                parameters=[_param("AllowBreaking")],
                 request_body={
                     "required": True,
                     "content": {
@@ -741,7 +772,12 @@ def _aggregate(schema: Schema, paths: dict[str, Any], components: dict[str, Any]
             f"{aggregate} state",
             f"The state of the {aggregate} entity `id` (module {schema.version}); `position` or "
             "`time` travel back in time, rebuilt from the stream.",
-            parameters=[_param("EntityId"), _param("StatePosition"), _param("StateTime")],
+            parameters=[
+                _param("EntityId"),
+                _param("StatePosition"),
+                _param("StateTime"),
+                _param("StateModule"),
+            ],
             responses={
                 "200": {
                     "description": "The state; `ETag` is its stream version.",
