@@ -21,9 +21,12 @@ __all__ = [
     "WORLD",
     "BuildResult",
     "Project",
+    "atomic_copy",
     "build_component",
+    "deliver",
     "find_wit_dir",
     "load_project",
+    "verify_component",
 ]
 
 import ast
@@ -194,18 +197,8 @@ def build_component(
         if not cached:
             built = Path(scratch) / "out.wasm"
             _componentize(app, wit, built)
-            _atomic_copy(built, cached_file)
-    data = cached_file.read_bytes()
-    _verify(data, schema_text, cache_root)
-    _atomic_copy(cached_file, target)
-    return BuildResult(
-        path=target,
-        name=name,
-        version=version,
-        sha256=hashlib.sha256(data).hexdigest(),
-        cached=cached,
-        seconds=time.perf_counter() - started,
-    )
+            atomic_copy(built, cached_file)
+    return deliver(cached_file, target, schema_text, cache_root, name, version, cached, started)
 
 
 def _check_class(project: Project) -> None:
@@ -343,7 +336,32 @@ def _componentize(app: Path, wit: Path, out: Path) -> None:
         raise BuildError(f"componentize-py failed: {headline}\n" + "\n".join(output[-25:]))
 
 
-def _verify(data: bytes, schema_text: str, cache_root: Path | None) -> None:
+def deliver(
+    cached_file: Path,
+    target: Path,
+    schema_text: str,
+    cache_root: Path | None,
+    name: str,
+    version: str,
+    cached: bool,
+    started: float,
+) -> BuildResult:
+    """Checks the built component as the host would and copies it to ``target``."""
+    data = cached_file.read_bytes()
+    verify_component(data, schema_text, cache_root)
+    atomic_copy(cached_file, target)
+    return BuildResult(
+        path=target,
+        name=name,
+        version=version,
+        sha256=hashlib.sha256(data).hexdigest(),
+        cached=cached,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def verify_component(data: bytes, schema_text: str, cache_root: Path | None) -> None:
+    """Loads ``data`` as the host would; raises ``BuildError`` if refused or the schema differs."""
     from thalo.wasm.module import load_module
 
     try:
@@ -359,7 +377,8 @@ def _verify(data: bytes, schema_text: str, cache_root: Path | None) -> None:
         module.close()
 
 
-def _atomic_copy(source: Path, target: Path) -> None:
+def atomic_copy(source: Path, target: Path) -> None:
+    """Copies ``source`` to ``target`` through a temporary file and a rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".wasm")
     os.close(fd)
