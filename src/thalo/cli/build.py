@@ -12,6 +12,7 @@ __all__ = [
     "class_name_of",
     "module_name_of",
     "new",
+    "project_schema",
     "refuse_existing",
     "scaffold",
     "write_files",
@@ -76,6 +77,14 @@ def build_project(
         output=output,
         cache_root=cache_root,
     )
+
+
+def project_schema(path: Path) -> Path:
+    """The ESDL file of the project at ``path``, Python or TypeScript/JavaScript."""
+    from thalo.wasm.build import load_project
+    from thalo.wasm.build_js import is_js_project, load_js_project
+
+    return (load_js_project(path) if is_js_project(path) else load_project(path)).schema
 
 
 @click.command()

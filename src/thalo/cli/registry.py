@@ -29,11 +29,10 @@ def _inputs(paths: tuple[Path, ...]) -> tuple[str, bytes, str]:
     from thalo.errors import BuildError
 
     if len(paths) == 1 and paths[0].is_dir():
-        from thalo.cli.build import build_project
-        from thalo.wasm.build import load_project
+        from thalo.cli.build import build_project, project_schema
 
         result = build_project(paths[0])
-        schema_path = load_project(paths[0]).schema
+        schema_path = project_schema(paths[0])
         return schema_path.read_text("utf-8"), result.path.read_bytes(), str(schema_path)
     if len(paths) == 2:
         by_suffix = {p.suffix: p for p in paths}
