@@ -1,7 +1,8 @@
 // The context of one command: where it came from and when, as the runtime saw it.
 import { Ignore } from "./errors.js";
 
-/** Message id, stream name, positions, metadata and time of the command being handled. */
+/** Message id, stream name, positions, metadata and time of the command being handled.
+ * Treat it as read-only. `time` is parsed when first read (most handlers never do). */
 export class Context {
   constructor({ streamName, messageId = null, position = null, globalPosition = null, metadata = null, time = null }) {
     this.streamName = streamName;
@@ -9,8 +10,17 @@ export class Context {
     this.position = position;
     this.globalPosition = globalPosition;
     this.metadata = metadata ?? {};
-    this.time = time;
-    Object.freeze(this);
+    this._time = time;
+    this._timeText = null;
+  }
+
+  /** When the command was issued (ctx.time), or null. */
+  get time() {
+    if (this._timeText !== null) {
+      this._time = parseTime(this._timeText);
+      this._timeText = null;
+    }
+    return this._time;
   }
 
   /** Reads the ctx JSON object of the WIT contract; throws TypeError naming a bad field. */
@@ -25,19 +35,18 @@ export class Context {
     if (metadata != null && (typeof metadata !== "object" || Array.isArray(metadata))) {
       throw new TypeError("ctx.metadata must be an object or null");
     }
-    let when = null;
-    if (time != null) {
-      when = typeof time === "string" ? parseTime(time) : null;
-      if (when === null) throw new TypeError("ctx.time must be an ISO 8601 string or null");
+    if (time != null && (typeof time !== "string" || !ISO.test(time))) {
+      throw new TypeError("ctx.time must be an ISO 8601 string or null");
     }
-    return new Context({
+    const context = new Context({
       streamName,
       messageId: messageId ?? null,
       position: position ?? null,
       globalPosition: globalPosition ?? null,
       metadata: metadata ?? {},
-      time: when,
     });
+    context._timeText = time ?? null;
+    return context;
   }
 
   /** The ctx JSON object of the WIT contract. */

@@ -4,11 +4,12 @@
 import { sortedKeys } from "./aggregate.js";
 import { Context } from "./context.js";
 import { DispatchError } from "./errors.js";
-import { normalize, requireFields } from "./schema.js";
+import { normalize } from "./schema.js";
 
-/** Set by the component glue: called with a seed text before a command is decided and
- * before each event is applied ("apply\0id\0position"), so random draws replay. */
-export const hooks = { seed: null, time: null };
+/** Set by the component glue: seed(kind, id, tail, time) is called before a command is
+ * decided ("handle", entity id, ctx text, ctx.time) and before each event is applied
+ * ("apply", entity id, stream position), so random draws and the clock replay. */
+export const hooks = { seed: null };
 
 const routes = new WeakMap();
 
@@ -22,9 +23,15 @@ function routesOf(cls) {
     const spec = cls.spec;
     if (spec === undefined) throw new TypeError(`${cls.name} has no spec: subclass the generated base class`);
     const commands = new Map();
-    for (const name of Object.keys(spec.commands)) commands.set(name, `handle${pascalCase(name)}`);
+    for (const [name, declared] of Object.entries(spec.commands)) {
+      const required = declared.params.filter(([, type]) => !type.endsWith("?")).map(([field]) => field);
+      commands.set(name, { method: `handle${pascalCase(name)}`, required, events: declared.events });
+    }
     const events = new Map();
-    for (const name of Object.keys(spec.events)) events.set(name, `apply${name}`);
+    for (const [name, fields] of Object.entries(spec.events)) {
+      const required = fields.filter(([, type]) => !type.endsWith("?")).map(([field]) => field);
+      events.set(name, { method: `apply${name}`, required, fields });
+    }
     found = { spec, commands, events };
     routes.set(cls, found);
   }
@@ -46,13 +53,13 @@ const isObject = (value) => value !== null && typeof value === "object" && !Arra
 export class EntityCore {
   constructor(aggregate, position = null) {
     this.aggregate = aggregate;
+    this.routes = routesOf(aggregate.constructor);
     // The stream position of the next event to apply, when known.
     this.position = position;
   }
 
   /** A fresh entity in its initial state (its first event is at position 0). */
   static create(cls, id) {
-    routesOf(cls);
     return new EntityCore(new cls(id), 0);
   }
 
@@ -77,30 +84,28 @@ export class EntityCore {
     this.applyBatch(batch);
   }
 
-  applyBatch(batch) {
-    const { spec, events } = routesOf(this.aggregate.constructor);
-    const decoded = batch.map((event, index) => {
+  applyBatch(batch, checked = false) {
+    const events = this.routes.events;
+    const decoded = new Array(batch.length);
+    for (let index = 0; index < batch.length; index++) {
+      const event = batch[index];
       if (!isObject(event) || typeof event.type !== "string") {
         throw new DispatchError("decode", `events[${index}] must be an object with a type`);
       }
-      const method = events.get(event.type);
-      if (method === undefined) throw new DispatchError("unknown-event", event.type);
-      try {
-        requireFields(spec.events[event.type], event.data, `events[${index}].data`);
-      } catch (error) {
-        throw new DispatchError("decode", `events[${index}] (${event.type}): ${error.message}`);
-      }
-      return [method, event.data];
-    });
+      const route = events.get(event.type);
+      if (route === undefined) throw new DispatchError("unknown-event", event.type);
+      if (!checked) checkRequired(route.required, event.data, `events[${index}] (${event.type}): data`);
+      decoded[index] = route.method;
+    }
     const seed = hooks.seed;
+    const aggregate = this.aggregate;
     let position = this.position;
-    for (let index = 0; index < decoded.length; index++) {
-      const [method, data] = decoded[index];
-      const given = batch[index].position;
+    for (let index = 0; index < batch.length; index++) {
+      const event = batch[index];
+      const given = event.position;
       if (Number.isInteger(given)) position = given;
-      this.position = position;
-      if (seed !== null) seed(`apply\0${this.aggregate.id}\0${position}`, batch[index].time);
-      this.aggregate[method](data);
+      if (seed !== null) seed("apply", aggregate.id, position, event.time);
+      aggregate[decoded[index]](event.data);
       if (position !== null) position += 1;
     }
     this.position = position;
@@ -115,7 +120,7 @@ export class EntityCore {
   execute(ctx, command) {
     const events = this.handleDecoded(ctx, command);
     const text = JSON.stringify(events);
-    this.applyBatch(events);
+    this.applyBatch(events, true); // encoded from the declared fields: nothing missing
     return text;
   }
 
@@ -125,11 +130,8 @@ export class EntityCore {
       throw new DispatchError("decode", 'command must be an object {"name", "payload"}');
     }
     const name = request.name;
-    const { spec, commands } = routesOf(this.aggregate.constructor);
-    const declared = spec.commands[name];
-    if (declared === undefined || !Object.hasOwn(spec.commands, name)) {
-      throw new DispatchError("unknown-command", name);
-    }
+    const route = this.routes.commands.get(name);
+    if (route === undefined) throw new DispatchError("unknown-command", name);
     const payload = request.payload ?? {};
     if (!isObject(payload)) throw new DispatchError("decode", `payload of ${name} must be a JSON object`);
     const data = loads(ctx, "ctx");
@@ -141,14 +143,10 @@ export class EntityCore {
     } catch (error) {
       throw new DispatchError("decode", error.message);
     }
-    if (hooks.seed !== null) hooks.seed(`handle\0${this.aggregate.id}\0${ctx}`, data.time);
-    try {
-      requireFields(declared.params, payload, `payload of ${name}`);
-    } catch (error) {
-      throw new DispatchError("decode", error.message);
-    }
-    const result = this.aggregate[commands.get(name)](context, payload);
-    return encodeEvents(spec, name, declared.events, result);
+    if (hooks.seed !== null) hooks.seed("handle", this.aggregate.id, ctx, data.time);
+    checkRequired(route.required, payload, `payload of ${name}`);
+    const result = this.aggregate[route.method](context, payload);
+    return encodeEvents(this.routes, name, route.events, result);
   }
 
   /** The state as JSON text, keys sorted (the aggregate's toSnapshot). */
@@ -162,7 +160,16 @@ export class EntityCore {
   }
 }
 
-function encodeEvents(spec, command, allowed, result) {
+function checkRequired(required, value, what) {
+  if (!isObject(value)) throw new DispatchError("decode", `${what} must be a JSON object`);
+  for (let i = 0; i < required.length; i++) {
+    if (value[required[i]] === undefined) {
+      throw new DispatchError("decode", `${what}: required field ${required[i]} is missing`);
+    }
+  }
+}
+
+function encodeEvents(routes, command, allowed, result) {
   const items = result == null ? [] : Array.isArray(result) ? result.filter((item) => item != null) : [result];
   return items.map((item) => {
     const type = item?.type;
@@ -174,6 +181,6 @@ function encodeEvents(spec, command, allowed, result) {
         `handle of ${command} returned a ${type} event, but the schema says ${command} emits only ${allowed.join(", ") || "nothing"}`,
       );
     }
-    return { type, data: normalize(spec, spec.events[type], item.data) };
+    return { type, data: normalize(routes.spec, routes.events.get(type).fields, item.data) };
   });
 }

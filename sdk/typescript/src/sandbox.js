@@ -50,23 +50,41 @@ export class SeededRandom {
 }
 
 const generator = new SeededRandom("thalo");
-let pendingSeed = null;
+// What the next draw seeds from, and the time the clock reads (ISO text, parsed when
+// first read): set per command and per event, used lazily, so the many calls that
+// never draw or read the clock pay two stores instead of a hash and a date parse.
+let pendingKind = null;
+let pendingId = "";
+let pendingTail = "";
+let timeText = null;
 let nowMs = 0;
 
 function draw() {
-  if (pendingSeed !== null) {
-    generator.seed(pendingSeed);
-    pendingSeed = null;
+  if (pendingKind !== null) {
+    generator.seed(`${pendingKind}\0${pendingId}\0${pendingTail}`);
+    pendingKind = null;
   }
   return generator;
 }
 
-/** Called before each command and each applied event: the next draw reseeds (lazily, so
- * replays that never draw pay nothing), and the clock moves to `time` (epoch 0 without one). */
-export function reseed(text, time) {
-  pendingSeed = text;
-  const ms = typeof time === "string" ? Date.parse(time) : Number.NaN;
-  nowMs = Number.isNaN(ms) ? 0 : ms;
+function now() {
+  if (timeText !== null) {
+    const ms = Date.parse(timeText);
+    nowMs = Number.isNaN(ms) ? 0 : ms;
+    timeText = null;
+  }
+  return nowMs;
+}
+
+/** Called before each command ("handle", entity id, ctx text) and each applied event
+ * ("apply", entity id, stream position): the next draw reseeds from them, and the clock
+ * reads `time` (an ISO 8601 text; epoch 0 without one). */
+export function reseed(kind, id, tail, time) {
+  pendingKind = kind;
+  pendingId = id;
+  pendingTail = tail;
+  timeText = typeof time === "string" ? time : null;
+  nowMs = 0;
 }
 
 /** Replaces the global sources of randomness and time with the deterministic ones. */
@@ -100,11 +118,11 @@ export function installSandbox() {
   const RealDate = Date;
   class GuestDate extends RealDate {
     constructor(...args) {
-      if (args.length === 0) super(nowMs);
+      if (args.length === 0) super(now());
       else super(...args);
     }
     static now() {
-      return nowMs;
+      return now();
     }
   }
   globalThis.Date = GuestDate;

@@ -33,24 +33,27 @@ export function parseType(text) {
   return ref;
 }
 
-/** Throws TypeError when `value` (an object) lacks a required field of `fields`. */
-export function requireFields(fields, value, what) {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new TypeError(`${what} must be a JSON object`);
-  }
-  for (const [name, type] of fields) {
-    if (!type.endsWith("?") && value[name] === undefined) {
-      throw new TypeError(`${what}: required field ${name} is missing`);
-    }
-  }
-}
-
 /** `value` as the Python SDK encodes it: declared fields in order, missing optionals null. */
 export function normalize(spec, fields, value) {
+  let plan = plans.get(fields);
+  if (plan === undefined) {
+    plan = fields.map(([name, type]) => {
+      const ref = parseType(type);
+      return [name, ref.item === null && ref.name in SCALARS ? null : ref];
+    });
+    plans.set(fields, plan);
+  }
   const out = {};
-  for (const [name, type] of fields) out[name] = normalizeValue(spec, parseType(type), value[name]);
+  for (let i = 0; i < plan.length; i++) {
+    const [name, ref] = plan[i];
+    const item = value[name];
+    out[name] = item === undefined ? null : ref === null ? item : normalizeValue(spec, ref, item);
+  }
   return out;
 }
+
+// Per field list: [name, null for a scalar (copied as is) or the parsed type].
+const plans = new WeakMap();
 
 function normalizeValue(spec, ref, value) {
   if (value === undefined || value === null) return null;
