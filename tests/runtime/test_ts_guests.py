@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from components import Built
 
+from thalo.cli.build import build_project
 from thalo.registry import Registry
 from thalo.runtime import Runtime
 from thalo.store import open_store
@@ -25,6 +26,15 @@ def test_python_and_typescript_builds_conform(
     typescript = run_scenario(built_ts[scenario.aggregate].wasm, scenario, tmp_path / "ts")
     assert typescript == python
     assert all(typescript.snapshots.values())  # snapshots were written and restored
+
+
+def test_a_plain_javascript_guest_is_checked_by_the_same_suite_unchanged(
+    built_ts: dict[str, Built], tmp_path: Path
+) -> None:
+    project = Path(__file__).parent / "guests" / "counter-js"
+    wasm = build_project(project, tmp_path / "counter-js.wasm").path.read_bytes()
+    javascript = run_scenario(wasm, COUNTER, tmp_path / "js")
+    assert javascript == run_scenario(built_ts["Counter"].wasm, COUNTER, tmp_path / "ts")
 
 
 def test_the_suite_catches_a_guest_that_strays(built_ts: dict[str, Built], tmp_path: Path) -> None:

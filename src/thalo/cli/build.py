@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __all__ = [
     "NAME",
+    "SCAFFOLD_SCHEMA",
     "build",
     "build_project",
     "class_name_of",
@@ -248,9 +249,8 @@ def new(name: str, directory: Path | None, lang: str) -> None:
         click.echo(f"next: cd {target} && python -m pytest -q && thalo build")
 
 
-_ESDL = """\
-// {Class}: edit the schema, run `thalo codegen {module}.esdl -o {module}_schema.py`,
-// implement the new methods in {module}.py, then `thalo build`.
+# The scaffold's schema, the same in every language (a format string: {Class}).
+SCAFFOLD_SCHEMA = """\
 version = "0.1.0"
 
 aggregate {Class} {{
@@ -263,6 +263,14 @@ event Incremented {{
   sequence: Long?
 }}
 """
+
+_ESDL = (
+    """\
+// {Class}: edit the schema, run `thalo codegen {module}.esdl -o {module}_schema.py`,
+// implement the new methods in {module}.py, then `thalo build`.
+"""
+    + SCAFFOLD_SCHEMA
+)
 
 _PYPROJECT = """\
 [project]

@@ -13,7 +13,14 @@ __all__ = ["scaffold_typescript"]
 import json
 from pathlib import Path
 
-from thalo.cli.build import NAME, class_name_of, module_name_of, refuse_existing, write_files
+from thalo.cli.build import (
+    NAME,
+    SCAFFOLD_SCHEMA,
+    class_name_of,
+    module_name_of,
+    refuse_existing,
+    write_files,
+)
 from thalo.errors import BuildError
 
 # Words a TypeScript class or module cannot be named (reserved in strict mode ES modules).
@@ -108,21 +115,13 @@ def scaffold_typescript(directory: Path, name: str) -> list[Path]:
     return write_files(directory, files)
 
 
-_ESDL_TS = """\
+_ESDL_TS = (
+    """\
 // {Class}: edit the schema, run `thalo codegen --lang typescript {module}.esdl -o
 // src/{module}_schema.ts`, implement the new methods in src/{module}.ts, then `thalo build`.
-version = "0.1.0"
-
-aggregate {Class} {{
-  increment(amount: Int) -> Incremented
-}}
-
-event Incremented {{
-  amount: Int
-  total: Long
-  sequence: Long?
-}}
 """
+    + SCAFFOLD_SCHEMA
+)
 
 _PACKAGE_JSON = """\
 {{
