@@ -224,8 +224,29 @@ def guest_figures(project: Path, args: argparse.Namespace) -> dict[str, object]:
         "load": bench_load(built.path, args.repeat, "known"),
     }
     module.close()
-    figures["instance"], figures["entity"] = bench_memory(wasm)
+    figures["instance"], figures["entity"] = memory_in_fresh_process(built.path)
     return figures
+
+
+MEMORY_PROBE = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from wasm_calls import bench_memory
+print(json.dumps(bench_memory(Path(sys.argv[1]).read_bytes())))
+"""
+
+
+def memory_in_fresh_process(path: Path) -> tuple[float, float]:
+    """bench_memory in a process of its own: memory freed by earlier runs skews RSS here."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(path), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    per_instance, per_entity = json.loads(out.stdout.strip().splitlines()[-1])
+    return per_instance, per_entity
 
 
 def compare_languages(args: argparse.Namespace) -> None:

@@ -38,15 +38,13 @@ function translate(error) {
   return null;
 }
 
-function guarded(work) {
-  try {
-    return work();
-  } catch (error) {
-    const answer = translate(error);
-    if (answer !== null) throw answer;
-    report(error);
-    throw error; // anything else is a bug: the component traps and the host discards it
-  }
+/** An answer becomes the WIT error (thrown as {tag, val}); anything else is a bug: it is
+ * logged with its stack and rethrown, so the component traps and the host discards it. */
+function fail(error) {
+  const answer = translate(error);
+  if (answer !== null) throw answer;
+  report(error);
+  throw error;
 }
 
 /** Makes `cls` the aggregate behind every exported entity; returns the `aggregate` export. */
@@ -61,25 +59,50 @@ export function install(cls) {
   installSandbox();
   hooks.seed = reseed;
 
+  // try/catch in each method rather than a shared wrapper: no closure per call.
   class Entity {
     constructor(id) {
-      this.core = guarded(() => EntityCore.create(cls, id));
+      try {
+        this.core = EntityCore.create(cls, id);
+      } catch (error) {
+        fail(error);
+      }
     }
     apply(events) {
-      guarded(() => this.core.apply(events));
+      try {
+        this.core.apply(events);
+      } catch (error) {
+        fail(error);
+      }
     }
     handle(ctx, command) {
-      return guarded(() => this.core.handle(ctx, command));
+      try {
+        return this.core.handle(ctx, command);
+      } catch (error) {
+        return fail(error);
+      }
     }
     execute(ctx, command) {
-      return guarded(() => this.core.execute(ctx, command));
+      try {
+        return this.core.execute(ctx, command);
+      } catch (error) {
+        return fail(error);
+      }
     }
     snapshot() {
-      return guarded(() => this.core.snapshot());
+      try {
+        return this.core.snapshot();
+      } catch (error) {
+        return fail(error);
+      }
     }
     static restore(id, snapshot) {
       const entity = Object.create(Entity.prototype);
-      entity.core = guarded(() => EntityCore.restore(cls, id, snapshot));
+      try {
+        entity.core = EntityCore.restore(cls, id, snapshot);
+      } catch (error) {
+        fail(error);
+      }
       return entity;
     }
   }

@@ -170,9 +170,12 @@ function checkRequired(required, value, what) {
 }
 
 function encodeEvents(routes, command, allowed, result) {
-  const items = result == null ? [] : Array.isArray(result) ? result.filter((item) => item != null) : [result];
-  return items.map((item) => {
-    const type = item?.type;
+  const items = result == null ? [] : Array.isArray(result) ? result : [result];
+  const encoded = [];
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    if (item == null) continue;
+    const type = item.type;
     if (typeof type !== "string" || !isObject(item.data)) {
       throw new TypeError(`handle of ${command} returned ${JSON.stringify(item)}, which is not an event`);
     }
@@ -181,6 +184,7 @@ function encodeEvents(routes, command, allowed, result) {
         `handle of ${command} returned a ${type} event, but the schema says ${command} emits only ${allowed.join(", ") || "nothing"}`,
       );
     }
-    return { type, data: normalize(routes.spec, routes.events.get(type).fields, item.data) };
-  });
+    encoded.push({ type, data: normalize(routes.spec, routes.events.get(type).fields, item.data) });
+  }
+  return encoded;
 }
