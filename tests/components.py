@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import CHAOS, EXAMPLES, LIAR, ROGUE, bumped_copy, fresh_database
+from helpers import CHAOS, EXAMPLES, HOSTILE, LIAR, bumped_copy, fresh_database
 
 from thalo.cli.build import build_project
 from thalo.store import open_store
@@ -52,7 +52,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
         EXAMPLES / "todos",
         CHAOS,
         LIAR,
-        ROGUE,
+        HOSTILE,
     ]
     modules = [_build(p, out) for p in projects]
     return {m.name: m for m in modules}
@@ -63,6 +63,19 @@ def counter_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """The counter example rebuilt as version 0.2.0."""
     out = tmp_path_factory.mktemp("counter-v2")
     return _build(bumped_copy(EXAMPLES / "counter", out / "counter", "0.2.0"), out)
+
+
+@pytest.fixture(scope="session")
+def bank_account_versions(
+    tmp_path_factory: pytest.TempPathFactory, built: dict[str, Built]
+) -> list[Built]:
+    """bank_account 0.1.0 to 0.10.0: ten builds (cached by content like every build)."""
+    out = tmp_path_factory.mktemp("bank-account-versions")
+    later = [
+        _build(bumped_copy(EXAMPLES / "bank_account", out / f"v{minor}", f"0.{minor}.0"), out)
+        for minor in range(2, 11)
+    ]
+    return [built["BankAccount"], *later]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 CHAOS = ROOT / "tests" / "wasm" / "guests" / "chaos"
 LIAR = ROOT / "tests" / "runtime" / "guests" / "liar"
-ROGUE = ROOT / "tests" / "runtime" / "guests" / "rogue"
+HOSTILE = ROOT / "tests" / "guests" / "hostile"
 
 
 def unique(prefix: str = "e") -> str:

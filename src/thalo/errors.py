@@ -37,7 +37,9 @@ status it maps to, so the interfaces never guess.
     │       └── GuestOutOfMemory      4 / 500
     ├── RegistryError                 2 / 400
     │   ├── ModuleNotFound            2 / 404
-    │   └── VersionNotGreater         2 / 409
+    │   ├── VersionNotGreater         2 / 409
+    │   ├── VersionAlreadyPublished   2 / 409   that version holds other source
+    │   └── ModuleRetired             2 / 409   only retired versions would serve
     ├── ConcurrencyExhausted          3 / 409   retries could not resolve a conflict
     ├── CommandFailed                 as remote  a command from a command stream failed
     ├── CommandTimeout                5 / 504   no runtime answered a submitted command
@@ -74,6 +76,7 @@ __all__ = [
     "InvalidStoreArgument",
     "InvalidStreamName",
     "ModuleNotFound",
+    "ModuleRetired",
     "NotFound",
     "Overloaded",
     "PayloadInvalid",
@@ -94,6 +97,7 @@ __all__ = [
     "UnknownCommand",
     "UnsupportedMediaType",
     "UsageError",
+    "VersionAlreadyPublished",
     "VersionNotGreater",
     "Violation",
     "WasmError",
@@ -426,6 +430,36 @@ class VersionNotGreater(RegistryError):
         self.aggregate = aggregate
         self.version = version
         self.latest = latest
+
+
+class ModuleRetired(RegistryError):
+    """New commands cannot run: the version that would serve them is retired."""
+
+    http_status = 409
+
+    def __init__(self, aggregate: str, version: str, live: list[str]) -> None:
+        usable = f"versions not retired: {', '.join(live)}" if live else "every version is retired"
+        super().__init__(
+            f"{aggregate} {version} is retired: it serves no new commands, only history "
+            f"replay ({usable}); publish a new version to run commands"
+        )
+        self.aggregate = aggregate
+        self.version = version
+        self.live = tuple(live)
+
+
+class VersionAlreadyPublished(RegistryError):
+    """The version is published already, built from other source: versions are immutable."""
+
+    http_status = 409
+
+    def __init__(self, aggregate: str, version: str, reason: str) -> None:
+        super().__init__(
+            f"cannot publish {aggregate} {version}: {version} is already published {reason}; "
+            "a published version never changes, so publish the change under a greater version"
+        )
+        self.aggregate = aggregate
+        self.version = version
 
 
 class ConcurrencyExhausted(ThaloError):

@@ -24,9 +24,13 @@ pytestmark = pytest.mark.wasm
 
 
 def thalo(
-    *args: str, store: str, cwd: Path, check_code: int | None = 0
+    *args: str,
+    store: str,
+    cwd: Path,
+    check_code: int | None = 0,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "THALO_STORE": store, "COLUMNS": "200"}
+    env = {**os.environ, "THALO_STORE": store, "COLUMNS": "200", **(env or {})}
     proc = subprocess.run(
         [THALO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -94,7 +98,7 @@ def test_publish_execute_inspect(cli_store: str, workdir: Path) -> None:
     )
     assert (published["name"], published["version"]) == ("BankAccount", "0.1.0")
     again = thalo("publish", "bank_account", store=cli_store, cwd=workdir)
-    assert "published BankAccount 0.1.0" in again.stdout
+    assert "BankAccount 0.1.0 is already published from this source" in again.stdout
 
     modules = json.loads(thalo("modules", "--json", store=cli_store, cwd=workdir).stdout)
     assert ("BankAccount", "0.1.0") in {(m["name"], m["version"]) for m in modules}
@@ -173,6 +177,65 @@ def test_exit_codes(
         )
         == []
     )
+
+
+def test_publish_decides_before_building(cli_store: str, workdir: Path, tmp_path: Path) -> None:
+    """With an empty build cache, a no-op or a refusal builds nothing: it is decided first."""
+    published = json.loads(
+        thalo("publish", "counter", "--json", store=cli_store, cwd=workdir).stdout
+    )
+    shutil.rmtree(workdir / "counter" / "dist")
+    cache = tmp_path / "cleared-cache"
+    fresh = {"THALO_CACHE_DIR": str(cache)}
+
+    again = thalo("publish", "counter", "--json", store=cli_store, cwd=workdir, env=fresh)
+    assert json.loads(again.stdout) == published
+    said = thalo("publish", "counter", store=cli_store, cwd=workdir, env=fresh).stdout
+    assert "Counter 0.1.0 is already published from this source" in said
+    assert not cache.exists() and not (workdir / "counter" / "dist").exists(), "it built"
+
+    module = workdir / "counter" / "counter.py"
+    module.write_text(module.read_text() + "\n# a change of source under the same version\n")
+    refused = thalo("publish", "counter", store=cli_store, cwd=workdir, env=fresh, check_code=2)
+    assert "VersionAlreadyPublished" in refused.stderr or "already published" in refused.stderr
+    assert "built from other source" in refused.stderr
+    assert not cache.exists() and not (workdir / "counter" / "dist").exists(), "it built"
+    listed = json.loads(thalo("modules", "Counter", "--json", store=cli_store, cwd=workdir).stdout)
+    assert [(m["version"], m["sha256"]) for m in listed] == [("0.1.0", published["sha256"])]
+
+
+def test_modules_retire_and_gc(cli_store: str, workdir: Path) -> None:
+    thalo("publish", "counter", store=cli_store, cwd=workdir)
+    entity = f"c{uuid.uuid4().hex[:8]}"
+    thalo("execute", "Counter", entity, "increment", '{"amount": 1}', store=cli_store, cwd=workdir)
+    said = thalo("modules", "retire", "Counter", "0.1.0", store=cli_store, cwd=workdir).stdout
+    assert "retired Counter 0.1.0" in said
+    listed = json.loads(thalo("modules", "Counter", "--json", store=cli_store, cwd=workdir).stdout)
+    assert listed[0]["retired_at"] is not None
+    table = thalo("modules", store=cli_store, cwd=workdir).stdout
+    assert "0.1.0 (retired)" in table
+    refused = thalo(
+        *("execute", "Counter", entity, "increment", '{"amount": 1}', "--json"),
+        store=cli_store,
+        cwd=workdir,
+        check_code=2,
+    )
+    assert json.loads(refused.stdout)["error"]["code"] == "ModuleRetired"
+    # History written by the retired version still replays with it.
+    state = json.loads(
+        thalo("state", "Counter", entity, "--json", store=cli_store, cwd=workdir).stdout
+    )
+    assert state["state"]["count"] == 1
+    missing = thalo(
+        "modules", "retire", "Counter", "9.9.9", store=cli_store, cwd=workdir, check_code=2
+    )
+    assert "Counter 9.9.9 is not published" in missing.stderr
+
+    figures = json.loads(thalo("modules", "gc", "--json", store=cli_store, cwd=workdir).stdout)
+    assert (figures["removed"], figures["freed_bytes"], figures["blobs"]) == (0, 0, 1)
+    assert figures["stored_bytes"] * 3 < figures["raw_bytes"]
+    said = thalo("modules", "gc", store=cli_store, cwd=workdir).stdout
+    assert "removed 0 unreferenced component(s)" in said
 
 
 def test_unreachable_store_exits_5(workdir: Path) -> None:

@@ -51,6 +51,8 @@ def test_new_typescript_project_tests_publishes_and_executes(tmp_path: Path) -> 
     assert "# pass 5" in tests.stdout and "# fail 0" in tests.stdout
     published = run(THALO, "publish", ".", cwd=project, env=env)
     assert "Widget" in published.stdout + published.stderr
+    again = run(THALO, "publish", ".", cwd=project, env=env)  # the same source: a no-op
+    assert "already published from this source" in " ".join(again.stdout.split())
     done = run(
         THALO,
         "execute",
@@ -66,10 +68,10 @@ def test_new_typescript_project_tests_publishes_and_executes(tmp_path: Path) -> 
     assert [(e["type"], e["data"]) for e in events] == [
         ("Incremented", {"amount": 3, "total": 3, "sequence": None})
     ]
-    again = run(
+    twice = run(
         THALO, "execute", "Widget", "w-1", "increment", '{"amount": 3}', cwd=project, env=env
     )
-    assert "total" in again.stdout and "6" in again.stdout
+    assert "total" in twice.stdout and "6" in twice.stdout
 
 
 def test_new_typescript_refuses_reserved_words(tmp_path: Path) -> None:

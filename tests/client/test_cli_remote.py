@@ -178,6 +178,17 @@ def test_publish_builds_locally_and_uploads_with_the_admin_token(
         )
         record: dict[str, Any] = json.loads(again.stdout)
         assert (record["name"], record["version"]) == ("Counter", "0.2.0")
+        # Other source under 0.2.0: refused from the server's records, before any build.
+        (project / "counter.py").write_text((project / "counter.py").read_text() + "\n# edit\n")
+        cache = tmp_path / "cleared-cache"
+        changed = thalo(
+            *("publish", str(project), *url, "--token", server.admin_token),
+            cwd=cwd,
+            code=2,
+            env={"THALO_CACHE_DIR": str(cache)},
+        )
+        assert "0.2.0 is already published built from other source" in changed.stderr
+        assert not cache.exists(), "the refused publish built the project"
 
         entity = unique("c")
         event = json.loads(

@@ -34,6 +34,7 @@ from thalo.errors import (
     UnknownAggregate,
     UnknownCommand,
     UsageError,
+    VersionAlreadyPublished,
     Violation,
     WrongExpectedVersion,
 )
@@ -407,6 +408,30 @@ def test_publish_needs_the_admin_token(private_store: str, counter_v2: Any) -> N
                 admin.publish("aggregate {", counter_v2.wasm)
             result = admin.execute("Counter", unique("c"), "increment", {"amount": 1})
             assert result.events[0].meta("thaloModuleVersion") == "0.2.0"
+
+
+def test_publish_over_http_compares_the_source_digest_first(
+    private_store: str, counter_v2: Any
+) -> None:
+    """``source_digest`` travels with the upload; no-ops and refusals never load the bytes."""
+    source, other = "c" * 64, "d" * 64
+    with (
+        serving(private_store, capture=True) as server,
+        Client(server.url, server.admin_token) as admin,
+    ):
+        record = admin.publish(counter_v2.schema_text, counter_v2.wasm, source)
+        assert record["source_digest"] == source
+        assert admin.publish(counter_v2.schema_text, b"not a component", source) == record
+        with pytest.raises(VersionAlreadyPublished, match="built from other source") as e:
+            admin.publish(counter_v2.schema_text, b"not a component", other)
+        assert (e.value.exit_code, e.value.http_status) == (2, 409)
+        with pytest.raises(UsageError, match="source_digest"):
+            admin.publish(counter_v2.schema_text, counter_v2.wasm, "not-hex")
+        listed = admin.modules("Counter")
+        assert [(r["version"], r["source_digest"]) for r in listed] == [
+            ("0.1.0", None),
+            ("0.2.0", source),
+        ]
 
 
 def test_publish_without_an_admin_token_configured_is_refused(private_store: str) -> None:

@@ -1,6 +1,6 @@
 """Issue 11: a guest's fault stays its entity's problem, and every command reports what happened.
 
-The Rogue guest (tests/runtime/guests/rogue) returns output the host cannot
+The hostile guest (tests/guests/hostile) returns output the host cannot
 use and snapshots that fail, on request; the item numbers are issue 11's.
 """
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.wasm
 
 
 async def _cached_state(runtime: Runtime, entity: str) -> dict[str, object]:
-    cached = runtime.cache.get(f"rogue-{entity}")
+    cached = runtime.cache.get(f"hostile-{entity}")
     assert cached is not None, "the entity is not cached"
     import orjson
 
@@ -41,13 +41,13 @@ async def test_1_undecodable_events_evict_the_entity_and_are_a_guest_fault(
     runtime: Runtime,
 ) -> None:
     entity = unique("r")
-    await runtime.execute("Rogue", entity, "note", {"text": "one"})
+    await runtime.execute("Hostile", entity, "note", {"text": "one"})
     with pytest.raises(GuestOutputInvalid) as caught:
-        await runtime.execute("Rogue", entity, "overflow", {})
+        await runtime.execute("Hostile", entity, "overflow", {})
     assert caught.value.exit_code == 4 and caught.value.http_status == 500
     assert isinstance(caught.value, GuestError)
-    assert await runtime.store.stream_version(f"rogue-{entity}") == 0  # nothing written
-    await runtime.execute("Rogue", entity, "note", {"text": "two"})
+    assert await runtime.store.stream_version(f"hostile-{entity}") == 0  # nothing written
+    await runtime.execute("Hostile", entity, "note", {"text": "two"})
     # the guest had applied the Measured (+1000) before the host failed to decode it
     assert (await _cached_state(runtime, entity))["notes"] == 2
 
@@ -59,17 +59,17 @@ async def test_1_undecodable_events_evict_the_entity_and_are_a_guest_fault(
 async def test_3_events_of_the_wrong_shape_are_a_guest_fault(runtime: Runtime, twist: str) -> None:
     entity = unique("r")
     with pytest.raises(GuestOutputInvalid, match="event"):
-        await runtime.execute("Rogue", entity, "note", {"text": twist})
-    assert await runtime.store.stream_version(f"rogue-{entity}") is None
-    await runtime.execute("Rogue", entity, "note", {"text": "fine"})
+        await runtime.execute("Hostile", entity, "note", {"text": twist})
+    assert await runtime.store.stream_version(f"hostile-{entity}") is None
+    await runtime.execute("Hostile", entity, "note", {"text": "fine"})
     assert (await _cached_state(runtime, entity))["notes"] == 1
 
 
 async def test_3_the_command_consumer_replies_and_moves_on(runtime: Runtime) -> None:
     bad, good = unique("r"), unique("r")
-    broken = await runtime.submit("Rogue", bad, "note", {"text": "odd:list"})
-    fine = await runtime.submit("Rogue", good, "note", {"text": "fine"})
-    consumer = CommandConsumer(runtime, ["Rogue"], name=unique("consumer"))
+    broken = await runtime.submit("Hostile", bad, "note", {"text": "odd:list"})
+    fine = await runtime.submit("Hostile", good, "note", {"text": "fine"})
+    consumer = CommandConsumer(runtime, ["Hostile"], name=unique("consumer"))
     assert await consumer.poll() >= 2  # nothing escapes the consumer
     from thalo.errors import CommandFailed
 
@@ -98,31 +98,31 @@ async def test_2_4_a_failing_snapshot_never_fails_a_stored_command(
 ) -> None:
     entity = unique("r")
     async with Runtime(rt_store, snapshot_every=3) as runtime:
-        await runtime.execute("Rogue", entity, "arm", {"mode": mode})
+        await runtime.execute("Hostile", entity, "arm", {"mode": mode})
         for n in range(7):  # snapshots would be due at versions 2 and 5
-            events = await runtime.execute("Rogue", entity, "note", {"text": f"n{n}"})
+            events = await runtime.execute("Hostile", entity, "note", {"text": f"n{n}"})
             assert events[0].position == n + 1
         assert runtime.stats.snapshot_failures == 1  # then snapshots stop for the entity
-        snapshots = await rt_store.get_stream_messages(f"rogue:snapshot-{entity}", 0, 10)
+        snapshots = await rt_store.get_stream_messages(f"hostile:snapshot-{entity}", 0, 10)
         assert snapshots == []
-        assert await rt_store.stream_version(f"rogue-{entity}") == 7
+        assert await rt_store.stream_version(f"hostile-{entity}") == 7
 
 
 async def test_2_a_snapshot_that_loops_is_cut_off_once(rt_store: MessageStore) -> None:
     entity = unique("r")
     async with Runtime(rt_store, snapshot_every=2) as runtime:
-        await runtime.execute("Rogue", entity, "arm", {"mode": "loop"})
+        await runtime.execute("Hostile", entity, "arm", {"mode": "loop"})
         for n in range(4):
-            await runtime.execute("Rogue", entity, "note", {"text": f"n{n}"})
+            await runtime.execute("Hostile", entity, "note", {"text": f"n{n}"})
         assert runtime.stats.snapshot_failures == 1
-        assert await rt_store.stream_version(f"rogue-{entity}") == 4
+        assert await rt_store.stream_version(f"hostile-{entity}") == 4
 
 
 async def test_4_state_with_an_invalid_snapshot_is_a_guest_fault(runtime: Runtime) -> None:
     entity = unique("r")
-    await runtime.execute("Rogue", entity, "arm", {"mode": "bad-json"})
+    await runtime.execute("Hostile", entity, "arm", {"mode": "bad-json"})
     with pytest.raises(GuestOutputInvalid, match="snapshot"):
-        await runtime.state("Rogue", entity)
+        await runtime.state("Hostile", entity)
 
 
 # --- 6: a snapshot that cannot be restored -------------------------------------------
@@ -134,18 +134,18 @@ async def test_6_a_bad_snapshot_falls_back_to_replay_and_is_not_used_again(
 ) -> None:
     entity = unique("r")
     async with Runtime(rt_store, snapshot_every=2) as writer:
-        await writer.execute("Rogue", entity, "arm", {"mode": mode})
-        await writer.execute("Rogue", entity, "note", {"text": "a"})  # snapshot at version 1
-    snapshot = await rt_store.get_last_stream_message(f"rogue:snapshot-{entity}", SNAPSHOT_TYPE)
+        await writer.execute("Hostile", entity, "arm", {"mode": mode})
+        await writer.execute("Hostile", entity, "note", {"text": "a"})  # snapshot at version 1
+    snapshot = await rt_store.get_last_stream_message(f"hostile:snapshot-{entity}", SNAPSHOT_TYPE)
     assert snapshot is not None and snapshot.data["state"]["mode"] == mode
     async with Runtime(rt_store, snapshot_every=0) as reader:
-        events = await reader.execute("Rogue", entity, "note", {"text": "b"})
+        events = await reader.execute("Hostile", entity, "note", {"text": "b"})
         assert events[0].position == 2
         assert reader.stats.restore_failures == 1
         reader.cache.clear()
-        await reader.execute("Rogue", entity, "note", {"text": "c"})
+        await reader.execute("Hostile", entity, "note", {"text": "c"})
         assert reader.stats.restore_failures == 1  # the bad snapshot was not tried again
-        assert (await reader.state("Rogue", entity)).version == 3
+        assert (await reader.state("Hostile", entity)).version == 3
 
 
 # --- 20: time travel past the end ------------------------------------------------------
@@ -204,15 +204,17 @@ async def test_27_a_redelivered_command_is_replied_once(runtime: Runtime) -> Non
 
 async def test_8_a_slow_call_holds_up_no_other_entity(runtime: Runtime) -> None:
     loop = asyncio.get_running_loop()
-    slow = asyncio.create_task(runtime.execute("Chaos", unique("slow"), "spin", {}))
-    await asyncio.sleep(0.2)  # the spin is running, to its 2 s budget
+    slow = asyncio.create_task(
+        runtime.execute("Hostile", unique("slow"), "dawdle", {"rounds": 100_000})
+    )
+    await asyncio.sleep(0.2)  # the dawdle is running, to its 2 s budget
     started = loop.time()
     counted = await runtime.execute("Counter", unique("c"), "increment", {"amount": 1})
-    chatted = await runtime.execute("Chaos", unique("other"), "chat", {"message": "hi"})
+    greeted = await runtime.execute("Hostile", unique("other"), "greet", {})
     elapsed = loop.time() - started
     assert not slow.done(), "the other commands waited for the slow one"
     assert elapsed < 1.0
-    assert [counted[0].type, chatted[0].type] == ["Incremented", "Done"]
+    assert [counted[0].type, greeted[0].type] == ["Incremented", "Greeted"]
     with pytest.raises(GuestTimeout):
         await slow
     # and a command that has been fast runs inline again (no thread hand-off)

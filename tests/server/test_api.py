@@ -362,6 +362,7 @@ def test_health_readiness_and_metrics(http: httpx.Client) -> None:
         "thalo_concurrency_conflicts_total",
         'thalo_guest_faults_total{kind="trap"}',
         'thalo_guest_faults_total{kind="timeout"}',
+        "thalo_guest_instances_retired_total",
         'thalo_http_requests_total{method="POST"',
         "thalo_http_request_duration_seconds_bucket",
     ):

@@ -54,7 +54,7 @@ def test_sigterm_lets_in_flight_commands_finish_and_loses_none(sqlite_store: str
                 try:
                     # ~0.2 s of guest work each, on two guest threads: most are in flight
                     answer = post(
-                        http, "Rogue", f"e{n % 7}", "dawdle", {"rounds": 20}, Idempotency_Key=key
+                        http, "Hostile", f"e{n % 7}", "dawdle", {"rounds": 20}, Idempotency_Key=key
                     )
                     code = answer.json().get("code", "")
                     outcomes[key] = (f"{answer.status_code} {code}", time.monotonic())
@@ -79,7 +79,7 @@ def test_sigterm_lets_in_flight_commands_finish_and_loses_none(sqlite_store: str
     assert finished_after_signal, f"no command was in flight at SIGTERM: {outcomes}"
     # every command reported done is stored, and nothing stored was reported failed
     with serving(sqlite_store) as again, httpx.Client(base_url=again.url) as http:
-        stored = stored_command_ids(http, "rogue")
+        stored = stored_command_ids(http, "hostile")
     succeeded = {k for k, (o, _) in outcomes.items() if o == "200 "}
     assert sorted(stored) == sorted(succeeded)
 

@@ -87,6 +87,31 @@ def test_publishing_needs_the_admin_token(sqlite_store: str, counter_v2: Built) 
         assert "--admin-token" in problem(refused, 403, "Forbidden")["detail"]
 
 
+def test_a_limited_token_reads_only_replies_to_its_aggregates(guarded: Served) -> None:
+    """Reply ids of keyed commands come from the key alone: a token limited to
+    Counter must not read the reply to a BankAccount command that used the same key."""
+    with httpx.Client(base_url=guarded.url, timeout=30) as http:
+        replies = {}
+        for token, aggregate, command, payload in (
+            (ALL, "BankAccount", "open_account", {"initial_balance": 1}),
+            (COUNTER_ONLY, "Counter", "increment", {"amount": 1}),
+        ):
+            accepted = http.post(
+                f"/aggregates/{aggregate}/r-{token[-4:]}/commands/{command}?async=true",
+                json=payload,
+                headers={**bearer(token), "Idempotency-Key": f"shared-{token[-4:]}"},
+            )
+            assert accepted.status_code == 202, accepted.text
+            replies[aggregate] = accepted.headers["location"]
+        for location in replies.values():  # the admin sees both, once they are done
+            done = http.get(f"{location}?wait=20", headers=bearer(ADMIN_TOKEN))
+            assert done.json()["status"] == "done", done.text
+        limited = bearer(COUNTER_ONLY)
+        assert http.get(replies["Counter"], headers=limited).json()["status"] == "done"
+        problem(http.get(replies["BankAccount"], headers=limited), 404, "NotFound")
+        assert http.get(replies["BankAccount"], headers=bearer(ALL)).status_code == 200
+
+
 def test_client_tokens_gate_commands_and_reads_by_aggregate(guarded: Served) -> None:
     with httpx.Client(base_url=guarded.url) as http:
         problem(post(http, "Counter", "t-1", "increment", {"amount": 1}), 401, "Unauthorized")

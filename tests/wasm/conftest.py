@@ -18,7 +18,7 @@ GUESTS = Path(__file__).resolve().parent / "guests"
 PROJECTS = {
     "tally": GUESTS / "tally",
     "chaos": GUESTS / "chaos",
-    "hostile": GUESTS / "hostile",
+    "hostile": GUESTS.parents[1] / "guests" / "hostile",
     "liar": GUESTS.parents[1] / "runtime" / "guests" / "liar",
     "chaos-ts": GUESTS / "chaos-ts",
     "counter-ts": GUESTS.parents[1].parent / "examples" / "counter-ts",

@@ -138,6 +138,43 @@ def test_pyproject_config_is_read(project: Path, capsys: pytest.CaptureFixture[s
     assert code == 2 and "has no class 'Nope'" in " ".join(err.split())
 
 
+def test_a_new_project_ignores_the_store_and_build_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked with git itself: what publish, build and pytest leave behind is ignored."""
+    target = tmp_path / "ledger"
+    code, _, err = run(capsys, "new", "ledger", "-d", str(target))
+    assert code == 0, err
+    subprocess.run(["git", "init", "-q", str(target)], check=True)
+    left_behind = [
+        ".thalo/thalo.db",
+        ".thalo/thalo.db-wal",
+        "dist/Ledger-0.1.0.wasm",
+        "elsewhere.wasm",
+        "__pycache__/ledger.cpython-311.pyc",
+        ".pytest_cache/v/cache/nodeids",
+        ".venv/pyvenv.cfg",
+    ]
+    for name in left_behind:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes(b"x")
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=target,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert sorted(line[3:] for line in status.splitlines()) == [
+        ".gitignore",
+        "ledger.esdl",
+        "ledger.py",
+        "ledger_schema.py",
+        "pyproject.toml",
+        "test_ledger.py",
+    ]
+
+
 @pytest.mark.slow  # the first run builds the scaffold with componentize-py
 def test_new_scaffolds_a_project_that_tests_and_builds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

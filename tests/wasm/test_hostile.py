@@ -1,6 +1,6 @@
 """Issue 11: a guest abusing budgets never bricks an entity, a neighbour or the log.
 
-Uses the ``hostile`` test guest (tests/wasm/guests/hostile), which misbehaves on
+Uses the ``hostile`` test guest (tests/guests/hostile), which misbehaves on
 request: slow or bulky events, memory kept in state, ``random``, log floods.
 """
 
@@ -28,7 +28,7 @@ from thalo.wasm import EntityLost, Limits, WasmModule, load_module
 pytestmark = pytest.mark.wasm
 
 CTX = {"streamName": "hostile-x"}
-SCHEMA = Path(__file__).resolve().parent / "guests" / "hostile" / "hostile.esdl"
+SCHEMA = Path(__file__).resolve().parents[1] / "guests" / "hostile" / "hostile.esdl"
 
 
 def _loops_for(module: WasmModule, seconds: float) -> int:
@@ -74,27 +74,27 @@ def test_a_replay_gets_the_call_budget_per_event(guests: dict[str, Any]) -> None
 
 
 def test_a_guest_memory_error_is_out_of_memory(hostile: WasmModule) -> None:
-    writer = hostile.entity("bulky")
-    events = []
-    for _ in range(4):
-        events += writer.execute(CTX, "bulk", {"megabytes": 6})
-    writer.close()  # alone on the instance: the out-of-memory is the rebuild's own
-    with pytest.raises(GuestOutOfMemory):  # 24 MB of JSON in one call: too much at once
-        hostile.entity("bulky-again").apply(events)
+    events = [("Bulk", {"blob": "x" * (8 << 20)})] * 4  # what four bulk commands store
+    with pytest.raises(GuestOutOfMemory):  # 32 MB of JSON in one call: too much at once
+        hostile.entity("bulky").apply(events)
 
 
 async def test_bulky_and_slow_streams_rebuild_through_the_runtime(
-    hostile_runtime: tuple[Runtime, MessageStore],
+    hostile_runtime: tuple[Runtime, MessageStore], hostile: WasmModule
 ) -> None:
+    """The issue's two cases: four 8 MB events, and four events that each take 0.6 s
+    to apply. Each command succeeds; a rebuild that applied them in one call would
+    run out of memory (32 MB of JSON) or time (2.4 s against a 2 s budget)."""
     runtime, store = hostile_runtime
+    loops = _loops_for(hostile, 0.6)
     for _ in range(4):
-        await runtime.record("Hostile", "big", "bulk", {"megabytes": 6})
+        await runtime.record("Hostile", "big", "bulk", {"megabytes": 8})
+        await runtime.record("Hostile", "slow", "burn", {"loops": loops})
     async with Runtime(store, snapshot_every=0) as restarted:  # a fresh process: rebuilds
-        recorded = await restarted.record("Hostile", "big", "greet", {})
-        cached = restarted.cache.get("hostile-big")
-        assert cached is not None
-        state = json.loads(await restarted._guest(cached.wasm.snapshot))
-    assert state["bulk"] == 4 and recorded.version == 4
+        big = await restarted.state("Hostile", "big")
+        slow = await restarted.state("Hostile", "slow")
+    assert (big.version, big.state["bulk"]) == (3, 32)
+    assert (slow.version, slow.state["burned"]) == (3, 4)
 
 
 # --- 7: budgets measure work, not load ------------------------------------------
@@ -139,7 +139,8 @@ def test_eight_concurrent_calls_on_two_cores_keep_their_budget(
 def test_a_neighbours_out_of_memory_is_retried_on_an_instance_of_its_own(
     guests: dict[str, Any],
 ) -> None:
-    module = load_module(guests["hostile"].wasm, limits=Limits(memory_bytes=64 << 20))
+    # Recycling off: this is the second line of defence, when the first did not see it.
+    module = load_module(guests["hostile"].wasm, limits=Limits(recycle_bytes=64 << 20))
     neighbour, hog = module.entity("neighbour"), module.entity("hog")
     hog.execute(CTX, "hold", {"megabytes": 48})
     with pytest.raises(EntityLost, match="ran out of memory"):
@@ -151,16 +152,78 @@ def test_a_neighbours_out_of_memory_is_retried_on_an_instance_of_its_own(
         again.execute(CTX, "hog", {"megabytes": 80})
 
 
-async def test_the_runtime_retries_a_neighbours_command_once(
+def test_an_instance_grown_past_the_threshold_is_recycled(guests: dict[str, Any]) -> None:
+    module = load_module(guests["hostile"].wasm)  # 64 MiB each, retired past 32 MiB touched
+    neighbour, holder = module.entity("neighbour"), module.entity("holder")
+    neighbour.execute(CTX, "greet", {})
+    holder.execute(CTX, "hold", {"megabytes": 45})
+    assert module.instances_retired == 1
+    # The holder grew it by 45 MB in one call: it keeps its state and its instance;
+    # the neighbour must move.
+    assert holder.alive and not neighbour.alive
+    with pytest.raises(EntityLost, match="retired for another entity's memory"):
+        neighbour.execute(CTX, "greet", {})
+    neighbour.close()
+    moved = module.entity("neighbour")  # placed on a fresh instance
+    # The issue's case: 45 MB held by one entity, a neighbour's 4 MB command failed.
+    assert moved.execute(CTX, "hog", {"megabytes": 4}) == [("Held", {"megabytes": 0})]
+    assert holder.execute(CTX, "hold", {"megabytes": 1}) == [("Held", {"megabytes": 1})]
+    assert module.entity("third").execute(CTX, "greet", {})  # never on the holder's
+    assert module.instances == 1  # the retired instance is out of the pool
+    holder.close()  # and closes with its last entity
+    assert module.instances_retired == 1 and moved.alive
+
+
+def test_an_instance_filled_by_many_entities_keeps_them_and_takes_no_more(
+    guests: dict[str, Any],
+) -> None:
+    module = load_module(guests["hostile"].wasm, limits=Limits(recycle_bytes=16 << 20))
+    entities = [module.entity(f"e{n}") for n in range(8)]
+    for entity in entities:  # 2 MB each: no one of them is a hog
+        entity.execute(CTX, "hold", {"megabytes": 2})
+    assert module.instances_retired == 1 and module.instances == 0
+    assert all(entity.alive for entity in entities)  # every one keeps its place
+    assert entities[0].execute(CTX, "greet", {}) == [("Greeted", {"note": "hello"})]
+    newcomer = module.entity("newcomer")
+    newcomer.execute(CTX, "greet", {})
+    assert module.instances == 1  # the newcomer's fresh instance
+    for entity in entities:
+        entity.close()
+    assert all(not entity.alive for entity in entities) and newcomer.alive
+
+
+async def test_the_runtime_rebuilds_the_neighbours_of_a_retired_instance(
     hostile_runtime: tuple[Runtime, MessageStore],
 ) -> None:
     runtime, _ = hostile_runtime
-    await runtime.record("Hostile", "neighbour", "greet", {})
-    await runtime.record("Hostile", "hog", "hold", {"megabytes": 48})
-    recorded = await runtime.record("Hostile", "neighbour", "hog", {"megabytes": 6})
+    await runtime.record("Hostile", "neighbour", "roll", {})
+    await runtime.record("Hostile", "holder", "hold", {"megabytes": 45})
+    recorded = await runtime.record("Hostile", "neighbour", "hog", {"megabytes": 4})
     assert recorded.count == 1
-    with pytest.raises(GuestOutOfMemory):
-        await runtime.record("Hostile", "neighbour", "hog", {"megabytes": 80})
+    await runtime.record("Hostile", "holder", "hold", {"megabytes": 1})
+    module = await runtime.modules.current("Hostile")
+    assert module.wasm.instances_retired == 1
+    holder = await runtime.state("Hostile", "holder")
+    neighbour = await runtime.state("Hostile", "neighbour")
+    assert holder.state["held"] == 46
+    assert len(neighbour.state["rolls"]) == 1
+
+
+async def test_the_runtime_retries_a_neighbours_command_once(
+    hostile_runtime: tuple[Runtime, MessageStore],
+) -> None:
+    _, store = hostile_runtime
+    # Recycling off: the retry is the second line of defence, when recycling did not see it.
+    runtime = Runtime(store, snapshot_every=0, limits=Limits(recycle_bytes=64 << 20))
+    try:
+        await runtime.record("Hostile", "neighbour", "greet", {})
+        await runtime.record("Hostile", "hog", "hold", {"megabytes": 48})
+        recorded = await runtime.record("Hostile", "neighbour", "hog", {"megabytes": 6})
+        assert recorded.count == 1
+        with pytest.raises(GuestOutOfMemory):
+            await runtime.record("Hostile", "neighbour", "hog", {"megabytes": 80})
+    finally:
+        await runtime.close()
 
 
 # --- 10: random replays ------------------------------------------------------------

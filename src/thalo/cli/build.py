@@ -13,7 +13,6 @@ __all__ = [
     "class_name_of",
     "module_name_of",
     "new",
-    "project_schema",
     "refuse_existing",
     "scaffold",
     "write_files",
@@ -78,14 +77,6 @@ def build_project(
         output=output,
         cache_root=cache_root,
     )
-
-
-def project_schema(path: Path) -> Path:
-    """The ESDL file of the project at ``path``, Python or TypeScript/JavaScript."""
-    from thalo.wasm.build import load_project
-    from thalo.wasm.build_js import is_js_project, load_js_project
-
-    return (load_js_project(path) if is_js_project(path) else load_project(path)).schema
 
 
 @click.command()
@@ -200,7 +191,7 @@ def scaffold(directory: Path, name: str, lang: str = "python") -> list[Path]:
         f"{module}_schema.py": generate_python(parse(esdl, f"{module}.esdl")),
         f"{module}.py": _MODULE.format(**fields),
         f"test_{module}.py": _TEST.format(**fields),
-        ".gitignore": "dist/\n__pycache__/\n",
+        ".gitignore": _GITIGNORE,
     }
     return write_files(directory, files)
 
@@ -262,6 +253,20 @@ event Incremented {{
   total: Long
   sequence: Long?
 }}
+"""
+
+# What building, publishing and testing leave in the project: none of it is source.
+_GITIGNORE = """\
+# the default store of thalo publish / execute (sqlite:///.thalo/thalo.db)
+.thalo/
+# thalo build output
+dist/
+*.wasm
+# Python and pytest
+__pycache__/
+*.pyc
+.pytest_cache/
+.venv/
 """
 
 _ESDL = (

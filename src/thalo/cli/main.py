@@ -27,6 +27,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "codegen": ("thalo.cli.esdl", "codegen"),
     "build": ("thalo.cli.build", "build"),
     "new": ("thalo.cli.build", "new"),
+    "cache": ("thalo.cli.cache", "cache"),
     "publish": ("thalo.cli.registry", "publish"),
     "modules": ("thalo.cli.registry", "modules"),
     "execute": ("thalo.cli.commands", "execute"),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __all__ = ["modules", "publish"]
 
+import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,30 +22,92 @@ from thalo.cli.session import connect, run_with_store, server_options
 from thalo.errors import UsageError
 
 if TYPE_CHECKING:
+    from thalo.esdl import Schema
     from thalo.registry import ModuleRecord
     from thalo.store import MessageStore
 
 
-def _inputs(paths: tuple[Path, ...]) -> tuple[str, bytes, str]:
-    """(schema text, component bytes, schema file name) from a project or two files."""
+@dataclass(frozen=True, slots=True)
+class _Upload:
+    """What ``thalo publish`` was given, read but not built yet."""
+
+    schema_text: str
+    filename: str
+    schema: Schema
+    project: Path | None  # a project directory to build, or None for a prebuilt component
+    wasm: bytes | None
+    source_digest: str | None
+
+
+def _read(paths: tuple[Path, ...]) -> _Upload:
+    """The schema (parsed) and what identifies the module, without building anything."""
     from thalo.errors import BuildError
+    from thalo.esdl import parse
 
     if len(paths) == 1 and paths[0].is_dir():
-        from thalo.cli.build import build_project, project_schema
+        from thalo.wasm.build import load_project, source_digest
+        from thalo.wasm.build_js import (
+            JsProject,
+            is_js_project,
+            js_source_digest,
+            load_js_project,
+        )
 
-        result = build_project(paths[0])
-        schema_path = project_schema(paths[0])
-        return schema_path.read_text("utf-8"), result.path.read_bytes(), str(schema_path)
+        project: Any = (
+            load_js_project(paths[0]) if is_js_project(paths[0]) else load_project(paths[0])
+        )
+        try:
+            schema_text = project.schema.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BuildError(f"cannot read {project.schema}: {exc}") from exc
+        schema = parse(schema_text, str(project.schema))
+        if isinstance(project, JsProject):
+            digest = js_source_digest(project, schema.to_esdl())
+        else:
+            digest = source_digest(project, schema.to_esdl())
+        return _Upload(schema_text, str(project.schema), schema, paths[0], None, digest)
     if len(paths) == 2:
         by_suffix = {p.suffix: p for p in paths}
         esdl, wasm = by_suffix.get(".esdl"), by_suffix.get(".wasm")
         if esdl is None or wasm is None:
             raise UsageError("give SCHEMA.esdl and MODULE.wasm, or one project directory")
         try:
-            return esdl.read_text("utf-8"), wasm.read_bytes(), str(esdl)
+            schema_text, data = esdl.read_text("utf-8"), wasm.read_bytes()
         except (OSError, UnicodeDecodeError) as exc:
             raise BuildError(f"cannot read {esdl} / {wasm}: {exc}") from exc
+        return _Upload(schema_text, str(esdl), parse(schema_text, str(esdl)), None, data, None)
     raise UsageError("give one project directory, or SCHEMA.esdl and MODULE.wasm")
+
+
+def _precheck(upload: _Upload, url: str | None, token: str | None) -> dict[str, Any] | None:
+    """The published record when publishing is a no-op; raises when it would be refused.
+
+    Runs before the build, so a refused publish costs milliseconds.
+    """
+    sha256 = None if upload.wasm is None else hashlib.sha256(upload.wasm).hexdigest()
+    if url:
+        from thalo.registry import check_version
+
+        with connect(url, token) as client:
+            records = client.modules(upload.schema.name)
+        same = check_version(
+            upload.schema.name,
+            upload.schema.version,
+            [(r["version"], r["sha256"], r.get("source_digest")) for r in records],
+            sha256=sha256,
+            source_digest=upload.source_digest,
+        )
+        return next((r for r in records if r["version"] == same), None)
+
+    async def go(store: MessageStore) -> ModuleRecord | None:
+        from thalo.registry import Registry
+
+        return await Registry(store).precheck(
+            upload.schema, sha256=sha256, source_digest=upload.source_digest
+        )
+
+    existing = run_with_store(go)
+    return None if existing is None else existing.to_dict()
 
 
 @click.command()
@@ -54,20 +118,42 @@ def publish(paths: tuple[Path, ...], as_json: bool, url: str | None, token: str 
     """Publish an aggregate: a project directory (built first) or SCHEMA.esdl MODULE.wasm.
 
     The module's version comes from its ESDL and must be greater than every
-    published version of that aggregate. With --url the server publishes it
-    (give its admin token with --token).
+    published version of that aggregate; it is checked before the build.
+    Publishing the same source (or bytes) under a published version again is
+    a no-op; other source under it is refused (exit 2). With --url the server
+    publishes it (give its admin token with --token).
     """
-    schema_text, wasm, filename = _inputs(paths)
+    upload = _read(paths)
+    existing = _precheck(upload, url, token)
+    if existing is not None:
+        if as_json:
+            print_json(existing)
+        else:
+            show(
+                f"{escape(existing['name'])} {escape(existing['version'])} is already "
+                f"published from this source (sha256 {escape(existing['sha256'][:12])}…): "
+                "nothing to do"
+            )
+        return
+    wasm = upload.wasm
+    if upload.project is not None:
+        from thalo.cli.build import build_project
+
+        wasm = build_project(upload.project).path.read_bytes()
+    assert wasm is not None
+    schema_text, digest = upload.schema_text, upload.source_digest
 
     async def go(store: MessageStore) -> ModuleRecord:
         from thalo.registry import Registry
 
-        return await Registry(store).publish(schema_text, wasm, filename=filename)
+        return await Registry(store).publish(
+            schema_text, wasm, filename=upload.filename, source_digest=digest
+        )
 
     with err_console.status("publishing (first compile of a component takes a few seconds)…"):
         if url:
             with connect(url, token) as client:
-                published = client.publish(schema_text, wasm)
+                published = client.publish(schema_text, wasm, digest)
         else:
             published = run_with_store(go).to_dict()
     if as_json:
@@ -80,11 +166,29 @@ def publish(paths: tuple[Path, ...], as_json: bool, url: str | None, token: str 
     )
 
 
-@click.command()
+class _ModulesGroup(click.Group):
+    """``thalo modules [NAME]`` lists (the ``list`` subcommand); ``retire`` and ``gc`` manage."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = args[0] if args else None
+        if first not in self.commands and first not in ("-h", "--help"):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_ModulesGroup)
+def modules() -> None:
+    """Published modules: list them (the default), retire a version, collect garbage.
+
+    `thalo modules [NAME]` is `thalo modules list [NAME]`.
+    """
+
+
+@modules.command("list")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @server_options
-def modules(name: str | None, as_json: bool, url: str | None, token: str | None) -> None:
+def list_modules(name: str | None, as_json: bool, url: str | None, token: str | None) -> None:
     """List published modules (every version, or those of NAME)."""
 
     async def go(store: MessageStore) -> list[ModuleRecord]:
@@ -110,10 +214,61 @@ def modules(name: str | None, as_json: bool, url: str | None, token: str | None)
     for r in records:
         table.add_row(
             text(r["name"]),
-            text(r["version"]),
+            text(r["version"] + (" (retired)" if r.get("retired_at") else "")),
             text(", ".join(r["commands"])),
             f"{r['size'] / 1e6:.1f} MB",
             text(r["sha256"][:12]),
             datetime.fromisoformat(r["published_at"]).strftime("%Y-%m-%d %H:%M:%S"),
         )
     show(table)
+
+
+@modules.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True, help="Print the retired record as JSON.")
+def retire(name: str, version: str, as_json: bool) -> None:
+    """Stop new commands on NAME VERSION; it stays loadable to replay its history.
+
+    New commands run on the newest version that is not retired; with none left,
+    they fail with ModuleRetired (exit 2).
+    """
+
+    async def go(store: MessageStore) -> ModuleRecord:
+        from thalo.registry import Registry
+
+        return await Registry(store).retire(name, version)
+
+    record = run_with_store(go, read_only=True).to_dict()
+    if as_json:
+        print_json(record)
+        return
+    show(
+        f"retired {escape(record['name'])} {escape(record['version'])}: it serves no new "
+        "commands and stays loadable for history"
+    )
+
+
+@modules.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def gc(as_json: bool) -> None:
+    """Remove component bytes that no published version references."""
+
+    async def go(store: MessageStore) -> dict[str, int]:
+        from thalo.registry import Registry
+
+        registry = Registry(store)
+        removed, freed = await registry.gc()
+        usage = await registry.usage()
+        return {"removed": removed, "freed_bytes": freed, **usage.to_dict()}
+
+    figures = run_with_store(go, read_only=True)
+    if as_json:
+        print_json(figures)
+        return
+    show(
+        f"removed {figures['removed']} unreferenced component(s), "
+        f"{figures['freed_bytes'] / 1e6:.1f} MB; the registry keeps {figures['blobs']} "
+        f"component(s) of {figures['raw_bytes'] / 1e6:.1f} MB in "
+        f"{figures['stored_bytes'] / 1e6:.1f} MB"
+    )

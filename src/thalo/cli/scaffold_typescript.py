@@ -110,7 +110,7 @@ def scaffold_typescript(directory: Path, name: str) -> list[Path]:
         f"src/{module}_schema.ts": generated,
         f"src/{module}.ts": _MODULE_TS.format(**fields),
         f"test/{module}.test.ts": _TEST_TS.format(**fields),
-        ".gitignore": "dist/\nbuild/\nnode_modules/\n",
+        ".gitignore": _GITIGNORE,
     }
     return write_files(directory, files)
 
@@ -122,6 +122,18 @@ _ESDL_TS = (
 """
     + SCAFFOLD_SCHEMA
 )
+
+# What building, publishing and testing leave in the project: none of it is source.
+_GITIGNORE = """\
+# the default store of thalo publish / execute (sqlite:///.thalo/thalo.db)
+.thalo/
+# thalo build output
+dist/
+*.wasm
+# npm and tsc
+node_modules/
+build/
+"""
 
 _PACKAGE_JSON = """\
 {{

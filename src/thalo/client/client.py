@@ -253,11 +253,15 @@ class _Api:
             params["consumer_group_size"] = str(consumer_group_size)
         return _Request("GET", f"/categories/{_segment(category)}", params)
 
-    def _publish_request(self, schema_text: str, wasm: bytes) -> _Request:
+    def _publish_request(
+        self, schema_text: str, wasm: bytes, source_digest: str | None
+    ) -> _Request:
         files = {
             "schema": ("schema.esdl", schema_text.encode("utf-8"), "text/plain; charset=utf-8"),
             "module": ("module.wasm", bytes(wasm), "application/wasm"),
         }
+        if source_digest is not None:
+            files["source_digest"] = ("source_digest", source_digest.encode(), "text/plain")
         timeout = max(self.timeout, _PUBLISH_TIMEOUT)
         return _Request("POST", "/modules", files=files, timeout=timeout, ok=(200, 201))
 
@@ -631,9 +635,16 @@ class Client(_Api):
                 reason = str(self._unreachable(exc))
             time.sleep(feed.failed(reason))
 
-    def publish(self, schema_text: str, wasm: bytes) -> dict[str, Any]:
-        """Publish an aggregate (ESDL text and component bytes); needs the admin token."""
-        record: dict[str, Any] = self._json(self._call(self._publish_request(schema_text, wasm)))
+    def publish(
+        self, schema_text: str, wasm: bytes, source_digest: str | None = None
+    ) -> dict[str, Any]:
+        """Publish an aggregate (ESDL text and component bytes); needs the admin token.
+
+        ``source_digest`` (``thalo.wasm.build.source_digest``) makes publishing
+        the same source under the same version again a no-op.
+        """
+        request = self._publish_request(schema_text, wasm, source_digest)
+        record: dict[str, Any] = self._json(self._call(request))
         return record
 
     def modules(self, name: str | None = None) -> list[dict[str, Any]]:
@@ -844,9 +855,11 @@ class AsyncClient(_Api):
                 reason = str(self._unreachable(exc))
             await asyncio.sleep(feed.failed(reason))
 
-    async def publish(self, schema_text: str, wasm: bytes) -> dict[str, Any]:
+    async def publish(
+        self, schema_text: str, wasm: bytes, source_digest: str | None = None
+    ) -> dict[str, Any]:
         """Publish an aggregate (ESDL text and component bytes); needs the admin token."""
-        request = self._publish_request(schema_text, wasm)
+        request = self._publish_request(schema_text, wasm, source_digest)
         record: dict[str, Any] = self._json(await self._call(request))
         return record
 

@@ -14,6 +14,7 @@ __all__ = ["CommandConsumer"]
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from thalo.consumer.consumer import Consumer, Handler, idle
 from thalo.consumer.positions import register_consumer
@@ -119,6 +120,15 @@ class CommandConsumer:
                 "%s %s: %s failed: %s", aggregate, entity_id, message.type, answer.data["message"]
             )
         if isinstance(reply_to, str):
+            # The reply names its command, so a server can tell whose reply it is.
+            answer = replace(
+                answer,
+                metadata={
+                    keys.CAUSATION_MESSAGE_STREAM_NAME: message.stream_name,
+                    keys.CAUSATION_MESSAGE_POSITION: message.position,
+                    keys.CAUSATION_MESSAGE_GLOBAL_POSITION: message.global_position,
+                },
+            )
             try:
                 # Expected version -1: one reply per command, even when a replacement
                 # runner delivers the command again after a crash.

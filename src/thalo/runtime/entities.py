@@ -27,7 +27,7 @@ from thalo.runtime.cache import EntityCache, HydratedEntity
 from thalo.runtime.modules import LoadedModule
 from thalo.runtime.stats import RuntimeStats
 from thalo.store import MessageStore
-from thalo.wasm._errors import GuestAnswer
+from thalo.wasm._errors import EntityLost, GuestAnswer
 
 SNAPSHOT_TYPE = "Snapshot"
 Progress = Callable[[int], None]
@@ -260,6 +260,8 @@ class Entities:
             return
         try:
             await self.write_snapshot(entity)
+        except EntityLost:  # its instance was recycled or trapped: not the guest's fault
+            self.cache.discard(entity.stream_name)
         except (GuestError, GuestAnswer) as exc:
             self._no_snapshots.add((entity.stream_name, entity.module.version))
             self.stats.snapshot_failures += 1

@@ -1,8 +1,9 @@
 """Loaded aggregate modules: the newest published version of each aggregate, hot-swapped.
 
-Each runtime process asks the registry for the newest publish at most once per
-``check_interval`` seconds, so a new version serves new commands within about
-that time without a restart. Compiled components are reused by content hash.
+Each runtime process asks the registry for the newest publish or retirement at
+most once per ``check_interval`` seconds, so a new (or retired) version serves
+(or stops serving) new commands within about that time without a restart.
+Compiled components are reused by content hash.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from thalo.errors import ModuleRetired
 from thalo.esdl import Schema
 from thalo.registry import ModuleRecord, Registry
 from thalo.runtime.offload import CallTimes
@@ -60,14 +62,15 @@ class ModuleSet:
         self._check_interval = check_interval
         self._by_sha: dict[str, LoadedModule] = {}
         self._current: dict[str, LoadedModule] = {}
-        self._seq = -1
+        self._revision = (-1, -1)
         self._checked_at = float("-inf")
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def current(self, aggregate: str) -> LoadedModule:
-        """The newest published version of ``aggregate``, loaded.
+        """The newest published version of ``aggregate`` that is not retired, loaded.
 
-        Raises ``UnknownAggregate`` when nothing of that name is published.
+        Raises ``UnknownAggregate`` when nothing of that name is published and
+        ``ModuleRetired`` when every version is retired.
         """
         await self._refresh()
         found = self._current.get(aggregate)
@@ -81,6 +84,14 @@ class ModuleSet:
                 found = await self.load(record)
                 self._current[aggregate] = found
             return found
+
+    async def for_history(self, aggregate: str) -> LoadedModule:
+        """The module that reads ``aggregate``'s history: ``current``, or if every
+        version is retired, the newest retired one (retiring stops commands, not reads)."""
+        try:
+            return await self.current(aggregate)
+        except ModuleRetired:
+            return await self.load(await self._registry.resolve(aggregate, retired=True))
 
     async def load(self, record: ModuleRecord) -> LoadedModule:
         """Compile (or fetch from the compile cache) and instantiate one module version.
@@ -107,12 +118,16 @@ class ModuleSet:
         if now - self._checked_at < self._check_interval:
             return
         self._checked_at = now
-        seq = await self._registry.last_seq()
-        if seq != self._seq:
-            # Something was published: resolve names again on next use. Loaded
-            # components stay cached by content hash.
-            self._seq = seq
+        revision = await self._registry.revision()
+        if revision != self._revision:
+            # Something was published or retired: resolve names again on next use.
+            # Loaded components stay cached by content hash.
+            self._revision = revision
             self._current.clear()
+
+    def loaded(self) -> list[LoadedModule]:
+        """Every module version loaded so far (for metrics)."""
+        return list(self._by_sha.values())
 
     def close(self) -> None:
         """Discard every loaded module's instances; idempotent."""

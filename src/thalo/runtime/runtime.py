@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-from time import perf_counter, thread_time
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from thalo.core import (
@@ -65,6 +65,7 @@ from thalo.wasm._errors import (
     GuestUnknownCommand,
     InstanceBusy,
 )
+from thalo.wasm._usage import guest_cpu_seconds
 
 if TYPE_CHECKING:
     from thalo.wasm import Limits
@@ -473,7 +474,7 @@ class Runtime:
         Rebuilt from events (and a snapshot at or before the target, when there is
         one), never from the cache, so it shows exactly what the stream says.
         """
-        module = await self.modules.current(aggregate)
+        module = await self.modules.for_history(aggregate)
         stream = entity_stream_name(module.name, entity_id)
         until: Callable[[RawMessage], bool] | None = None
         if at_position is not None:
@@ -517,26 +518,27 @@ class Runtime:
         (a hot call costs less than two thread hand-offs), else on a worker thread, so
         that a slow call never holds up other entities (runtime/offload.py). An inline
         call never waits for its instance: if another thread holds it, it goes to a worker.
-        A call is timed in CPU time of its thread: on a loaded machine, waiting for the
-        GIL or a core must not make a fast command look slow.
+        A call is timed in CPU time of its thread inside the guest (wasm/_usage.py): on
+        a loaded machine, waiting for the GIL or a core must not make a fast command
+        look slow.
         """
         calls = module.calls
         if calls.inline(kind):
-            started = thread_time()
+            started = guest_cpu_seconds()
             try:
                 result = fn(*args, wait=False)
             except InstanceBusy:
                 pass
             else:
-                calls.observe(kind, thread_time() - started)
+                calls.observe(kind, guest_cpu_seconds() - started)
                 return result
 
         def timed() -> _T:
-            started = thread_time()
+            started = guest_cpu_seconds()
             try:
                 return fn(*args)
             finally:
-                calls.observe(kind, thread_time() - started)
+                calls.observe(kind, guest_cpu_seconds() - started)
 
         return await self._guest(timed)
 

@@ -13,6 +13,7 @@ __all__ = ["create_app"]
 import asyncio
 import contextlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
@@ -27,7 +28,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Match, Route
 
-from thalo.core import Message, get_id, stream_name
+from thalo.core import Message, category, get_id, stream_name
+from thalo.core import metadata as keys
 from thalo.errors import (
     CommandFailed,
     Forbidden,
@@ -282,7 +284,7 @@ def _result(aggregate: str, entity_id: str, command_name: str, recorded: Recorde
 
 
 async def reply(request: Request, service: Service) -> Response:
-    _access(request, service.config, admin=False)
+    access = _access(request, service.config, admin=False)
     reply_id = request.path_params["reply_id"]
     try:
         uuid.UUID(reply_id)
@@ -299,9 +301,11 @@ async def reply(request: Request, service: Service) -> Response:
     try:
         recorded = await service.runtime.outcome(reply_stream, timeout=seconds)
     except CommandFailed as exc:
+        await _check_reply_access(service, access, reply_stream, reply_id)
         return problem_response(exc)
     if recorded is None:
         return _json({"status": "pending"}, 202, {"Retry-After": "1"})
+    await _check_reply_access(service, access, reply_stream, reply_id)
     events = await _read_range(service, recorded.stream_name, recorded.position, recorded.count)
     body = {
         "status": "done",
@@ -311,6 +315,19 @@ async def reply(request: Request, service: Service) -> Response:
         "events": [m.to_dict() for m in events],
     }
     return _json(body, 200, {"ETag": f'"{recorded.version}"'})
+
+
+async def _check_reply_access(
+    service: Service, access: Access, reply_stream: str, reply_id: str
+) -> None:
+    """A token limited to some aggregates sees only the replies to their commands
+    (the reply names its command stream); others are 404, as if there were none."""
+    if access.admin or access.aggregates is None:
+        return
+    answer = await service.runtime.store.get_last_stream_message(reply_stream)
+    source = answer.meta(keys.CAUSATION_MESSAGE_STREAM_NAME) if answer is not None else None
+    if not isinstance(source, str) or not access.allows_category(category(source)):
+        raise NotFound(f"no reply {reply_id!r} for this token")
 
 
 async def entity_state(request: Request, service: Service) -> Response:
@@ -453,12 +470,14 @@ async def publish(request: Request, service: Service) -> Response:
         raise UnsupportedMediaType("publish with multipart/form-data: parts 'schema' and 'module'")
     config = service.config
     body = await _body(request, config.max_module_size, max(config.body_timeout, 60.0))
-    schema_text, filename, wasm = await _module_parts(request, body)
-    record = await service.runtime.registry.publish(schema_text, wasm, filename=filename)
+    schema_text, filename, wasm, digest = await _module_parts(request, body)
+    record = await service.runtime.registry.publish(
+        schema_text, wasm, filename=filename, source_digest=digest
+    )
     return _json(record.to_dict(), 201, {"Location": f"/modules/{record.name}"})
 
 
-async def _module_parts(request: Request, body: bytes) -> tuple[str, str, bytes]:
+async def _module_parts(request: Request, body: bytes) -> tuple[str, str, bytes, str | None]:
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -466,7 +485,7 @@ async def _module_parts(request: Request, body: bytes) -> tuple[str, str, bytes]
         yield body
 
     parser = MultiPartParser(
-        request.headers, chunks(), max_files=2, max_fields=2, max_part_size=len(body) + 1
+        request.headers, chunks(), max_files=3, max_fields=3, max_part_size=len(body) + 1
     )
     try:
         form = await parser.parse()
@@ -482,13 +501,18 @@ async def _module_parts(request: Request, body: bytes) -> tuple[str, str, bytes]
             await value.close()
         else:
             parts[key] = (key, value.encode())
+    digest = form.get("source_digest")
+    if isinstance(digest, UploadFile):
+        digest = (await digest.read()).decode("ascii", "replace")
     await form.close()
+    if digest is not None and not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise UsageError("the 'source_digest' part must be a sha256 in lowercase hex")
     filename, schema_bytes = parts["schema"]
     try:
         schema_text = schema_bytes.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError("the 'schema' part is not UTF-8 text") from None
-    return schema_text, filename, parts["module"][1]
+    return schema_text, filename, parts["module"][1], digest
 
 
 async def modules(request: Request, service: Service) -> Response:
@@ -503,11 +527,12 @@ async def module(request: Request, service: Service) -> Response:
     records = await service.runtime.registry.modules(name)
     if not records:
         raise ModuleNotFound(f"no module named {name!r} is published")
-    latest = records[-1].schema
+    newest = [r for r in records if r.retired_at is None] or records  # what commands use
+    latest = newest[-1].schema
     return _json(
         {
             "name": name,
-            "latest": records[-1].version,
+            "latest": newest[-1].version,
             "versions": [r.to_dict() for r in records],
             "esdl": latest.to_esdl(),
             "commands": {c: latest.command_json_schema(c) for c in latest.commands},

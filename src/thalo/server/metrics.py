@@ -139,6 +139,11 @@ class _RuntimeCollector(Collector):
         faults.add_metric(["out_of_memory"], stats.guest_out_of_memory)
         faults.add_metric(["invalid_output"], stats.guest_invalid_output)
         yield faults
+        yield CounterMetricFamily(
+            "thalo_guest_instances_retired",
+            "Guest instances retired for the memory they touched (Limits.recycle_bytes).",
+            value=sum(loaded.wasm.instances_retired for loaded in self._runtime.modules.loaded()),
+        )
         writes = stats.store_writes
         buckets = [(_le(bound), float(n)) for bound, n in writes.cumulative()]
         yield HistogramMetricFamily(

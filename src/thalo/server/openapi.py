@@ -56,8 +56,9 @@ _ERRORS: dict[int, tuple[str, str]] = {
     409: (
         "Conflict",
         "The aggregate refused the command, retries could not resolve a lost race, or the "
-        "module version is not greater (`CommandRejected`, `ConcurrencyExhausted`, "
-        "`VersionNotGreater`).",
+        "module version is not greater or holds other source, or only retired versions would "
+        "run the command (`CommandRejected`, `ConcurrencyExhausted`, `VersionNotGreater`, "
+        "`VersionAlreadyPublished`, `ModuleRetired`).",
     ),
     412: (
         "PreconditionFailed",
@@ -264,6 +265,16 @@ def _fixed_schemas() -> dict[str, Any]:
             "sha256": _string(pattern="^[0-9a-f]{64}$"),
             "size": _integer(minimum=0),
             "published_at": _string(format="date-time"),
+            "source_digest": {
+                "type": ["string", "null"],
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "sha256 of the source the component was built from, if known.",
+            },
+            "retired_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the version was retired (it serves no new commands).",
+            },
             "commands": {"type": "array", "items": _string()},
             "events": {"type": "array", "items": _string()},
         },
@@ -339,7 +350,13 @@ def _fixed_schemas() -> dict[str, Any]:
                     contentMediaType="application/wasm",
                     description="The component bytes.",
                 ),
+                "source_digest": _string(
+                    pattern="^[0-9a-f]{64}$",
+                    description="sha256 of the project source (`thalo publish` sends it): "
+                    "the same source under a published version is a no-op.",
+                ),
             },
+            required=["schema", "module"],
             title="ModuleUpload",
         ),
         "Problem": _object(

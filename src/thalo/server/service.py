@@ -40,7 +40,7 @@ class Service:
         self._runner_task: asyncio.Task[None] | None = None
         self._runner_stop = asyncio.Event()
         self._wake = asyncio.Event()
-        self._openapi: tuple[int, bytes] | None = None
+        self._openapi: tuple[tuple[int, int], bytes] | None = None
         self.start_error: BaseException | None = None
 
     @property
@@ -136,11 +136,12 @@ class Service:
 
         from thalo.server.openapi import openapi_document
 
-        seq = await self.runtime.registry.last_seq()
-        if self._openapi is None or self._openapi[0] != seq:
+        revision = await self.runtime.registry.revision()
+        if self._openapi is None or self._openapi[0] != revision:
             latest: dict[str, Any] = {}
             for record in await self.runtime.registry.modules():
-                latest[record.name] = record.schema  # sorted by version: the last wins
+                if record.retired_at is None:  # sorted by version: the last wins
+                    latest[record.name] = record.schema
             document = openapi_document(list(latest.values()))
-            self._openapi = (seq, orjson.dumps(document))
+            self._openapi = (revision, orjson.dumps(document))
         return self._openapi[1]

@@ -11,7 +11,8 @@ The build copies the project's modules, the generated code, the SDK and two glue
 modules into a scratch directory, checks the guest imports only what the sandbox
 provides, runs componentize-py with WASI stubbed out, then loads the result
 through the host loader. componentize-py's output differs from run to run, so
-builds are cached by the sha256 of every input: the same inputs give the same bytes.
+builds are cached by the sha256 of every input: the same inputs give the same bytes
+(while the entry lasts: the cache directory is capped, see ``thalo.wasm.cachedir``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ __all__ = [
     "WORLD",
     "BuildResult",
     "Project",
-    "atomic_copy",
     "build_component",
+    "cached_build",
     "deliver",
     "find_wit_dir",
     "load_project",
-    "verify_component",
+    "source_digest",
 ]
 
 import ast
@@ -38,13 +39,15 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from thalo.errors import BuildError, GuestError, InvalidModule
-from thalo.wasm.cache import CompileCache, default_cache_dir
+from thalo.wasm.cache import CompileCache
+from thalo.wasm.cachedir import default_cache_dir, touch, trim
 
 WORLD = "aggregate-module"
 _APP = "thalo_guest_app"
@@ -192,13 +195,50 @@ def build_component(
         files = _stage(project, app, generated_source)
         _check_imports(project, files)
         key = _inputs_key(app, wit)
-        cached_file = cache / f"{key}.wasm"
-        cached = cached_file.is_file()
-        if not cached:
-            built = Path(scratch) / "out.wasm"
-            _componentize(app, wit, built)
-            atomic_copy(built, cached_file)
-    return deliver(cached_file, target, schema_text, cache_root, name, version, cached, started)
+        data, cached = cached_build(
+            cache / f"{key}.wasm", lambda out: _componentize(app, wit, out), Path(scratch)
+        )
+    return deliver(data, cached, target, schema_text, cache_root, name, version, started)
+
+
+def cached_build(
+    cached_file: Path, build: Callable[[Path], None], scratch: Path
+) -> tuple[bytes, bool]:
+    """``(bytes, True)`` from the build cache, or ``build(out)``'s, then cached (LRU-trimmed)."""
+    try:
+        data = cached_file.read_bytes()
+        touch(cached_file)
+        return data, True
+    except FileNotFoundError:  # never built, or evicted
+        built = scratch / "out.wasm"
+        build(built)
+        data = built.read_bytes()
+        try:
+            _atomic_write(cached_file, data)
+            trim(cached_file.parent.parent, keep=cached_file)
+        except OSError:
+            pass  # a read-only or full cache only costs the next build its time
+        return data, False
+
+def source_digest(project: Project, schema_text: str) -> str:
+    """The sha256 of what the project author controls in a build: a version's identity.
+
+    Covers the entry point, the canonical ``schema_text`` and every module the
+    build bundles from the project (the generated module aside: the schema
+    determines it). It leaves out the toolchain (SDK, WIT, componentize-py), so
+    republishing unchanged source after upgrading thalo is still recognised as
+    the same version. Reads files only: milliseconds, no build.
+    """
+    digest = hashlib.sha256()
+    entry = f"{project.module}:{project.class_name};{project.generated}"
+    digest.update(f"thalo-source/1\0{entry}\0{schema_text}".encode())
+    generated_file = Path(f"{project.generated}.py")
+    for relative in _project_files(project.root):
+        if relative == generated_file:
+            continue
+        digest.update(f"\0{relative.as_posix()}\0".encode())
+        digest.update((project.root / relative).read_bytes())
+    return digest.hexdigest()
 
 
 def _check_class(project: Project) -> None:
@@ -337,19 +377,18 @@ def _componentize(app: Path, wit: Path, out: Path) -> None:
 
 
 def deliver(
-    cached_file: Path,
+    data: bytes,
+    cached: bool,
     target: Path,
     schema_text: str,
     cache_root: Path | None,
     name: str,
     version: str,
-    cached: bool,
     started: float,
 ) -> BuildResult:
-    """Checks the built component as the host would and copies it to ``target``."""
-    data = cached_file.read_bytes()
-    verify_component(data, schema_text, cache_root)
-    atomic_copy(cached_file, target)
+    """Checks the built component as the host would and writes it to ``target``."""
+    _verify(data, schema_text, cache_root)
+    _atomic_write(target, data)
     return BuildResult(
         path=target,
         name=name,
@@ -360,8 +399,7 @@ def deliver(
     )
 
 
-def verify_component(data: bytes, schema_text: str, cache_root: Path | None) -> None:
-    """Loads ``data`` as the host would; raises ``BuildError`` if refused or the schema differs."""
+def _verify(data: bytes, schema_text: str, cache_root: Path | None) -> None:
     from thalo.wasm.module import load_module
 
     try:
@@ -377,13 +415,12 @@ def verify_component(data: bytes, schema_text: str, cache_root: Path | None) -> 
         module.close()
 
 
-def atomic_copy(source: Path, target: Path) -> None:
-    """Copies ``source`` to ``target`` through a temporary file and a rename."""
+def _atomic_write(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".wasm")
-    os.close(fd)
     try:
-        shutil.copyfile(source, tmp)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

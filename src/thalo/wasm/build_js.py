@@ -28,6 +28,7 @@ __all__ = [
     "find_node_toolchain",
     "find_ts_sdk_dir",
     "is_js_project",
+    "js_source_digest",
     "load_js_project",
 ]
 
@@ -44,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from thalo.errors import BuildError
-from thalo.wasm.build import WORLD, BuildResult, atomic_copy, deliver, find_wit_dir
-from thalo.wasm.cache import default_cache_dir
+from thalo.wasm.build import WORLD, BuildResult, cached_build, deliver, find_wit_dir
+from thalo.wasm.cachedir import default_cache_dir
 
 # componentize-js features, all disabled: no stdio, clocks, random, HTTP or fetch-event
 # import, so the component imports no WASI at all (the SDK supplies seeded random, the
@@ -181,6 +182,21 @@ def _project_files(root: Path) -> list[Path]:
     return found
 
 
+def js_source_digest(project: JsProject, schema_text: str) -> str:
+    """The sha256 of what the author controls in a build (``source_digest`` for Python
+    projects): entry, class, the canonical schema and every source the build stages,
+    not the toolchain. Reads files only."""
+    digest = hashlib.sha256()
+    entry = f"{project.module}:{project.class_name or ''};{project.generated}"
+    digest.update(f"thalo-source-js/1\0{entry}\0{schema_text}".encode())
+    for relative in _project_files(project.root):
+        if relative.as_posix() == project.generated:
+            continue
+        digest.update(f"\0{relative.as_posix()}\0".encode())
+        digest.update((project.root / relative).read_bytes())
+    return digest.hexdigest()
+
+
 def _check_class(project: JsProject, class_name: str) -> None:
     source = project.root / project.module
     if not source.is_file():
@@ -304,21 +320,20 @@ def build_js_component(
         app.mkdir()
         typecheck = _stage(project, app, class_name, generated_source)
         key = _inputs_key(app, sdk, wit, toolchain)
-        cached_file = cache / f"{key}.wasm"
-        cached = cached_file.is_file()
-        if not cached:
-            built = Path(scratch) / "out.wasm"
+
+        def build(out: Path) -> None:
             request = {
                 "app": str(app),
                 "entry": _ENTRY,
                 "sdk": str(sdk),
                 "wit": str(wit),
                 "world": WORLD,
-                "out": str(built),
+                "out": str(out),
                 "typecheck": typecheck,
                 "toolchain": str(toolchain),
                 "features": list(JS_FEATURES),
             }
             _componentize(request, project.root)
-            atomic_copy(built, cached_file)
-    return deliver(cached_file, target, schema_text, cache_root, name, version, cached, started)
+
+        data, cached = cached_build(cache / f"{key}.wasm", build, Path(scratch))
+    return deliver(data, cached, target, schema_text, cache_root, name, version, started)

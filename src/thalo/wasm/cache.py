@@ -3,7 +3,8 @@
 An entry is ``Component.serialize()`` output named by the sha256 of the component
 bytes and of the engine fingerprint (wasmtime version and engine settings): an
 artifact only deserializes into an identical engine. Entries are written to a
-temporary file and renamed, so readers never see half an artifact.
+temporary file and renamed, so readers never see half an artifact. The
+directory is capped in size, least recently used first (``thalo.wasm.cachedir``).
 """
 
 from __future__ import annotations
@@ -16,19 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from thalo.wasm.cachedir import default_cache_dir, touch, trim
 from thalo.wasm.engine import engine_fingerprint
 
 if TYPE_CHECKING:
     from wasmtime import Engine
     from wasmtime.component import Component
-
-
-def default_cache_dir() -> Path:
-    """``$THALO_CACHE_DIR`` if set, else ``~/.cache/thalo``."""
-    configured = os.environ.get("THALO_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    return Path.home() / ".cache" / "thalo"
 
 
 class CompileCache:
@@ -55,7 +49,9 @@ class CompileCache:
         target = self.path(sha256)
         if target.is_file():
             try:
-                return Component.deserialize_file(engine, str(target)), True
+                component = Component.deserialize_file(engine, str(target))
+                touch(target)
+                return component, True
             except WasmtimeError:
                 target.unlink(missing_ok=True)  # stale or corrupt: rebuild below
         component = Component(engine, wasm)
@@ -73,6 +69,7 @@ class CompileCache:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
+            trim(self.directory.parent, keep=target)
         except OSError:
             # A read-only or full cache only costs the next process a compile.
             return

@@ -55,13 +55,22 @@ class Limits:
     ``apply`` gets it once per event it applies); ``instantiate_seconds`` bounds the
     start-up of a fresh instance (a Python guest initialises its interpreter then).
     The wall clock stops a call only past ``wall_factor`` times its budget: a
-    loaded machine slows guests down, it must not fail them.
+    loaded machine slows guests down, it must not fail them. An instance whose
+    calls have touched more than ``recycle_bytes`` of memory (default: half of
+    ``memory_bytes``) is recycled, so that one entity's memory cannot starve its
+    neighbours (see ``Instance``).
     """
 
     call_seconds: float = 2.0
     memory_bytes: int = 64 << 20
     instantiate_seconds: float = 10.0
     wall_factor: float = 10.0
+    recycle_bytes: int | None = None
+
+    @property
+    def recycle_at(self) -> int:
+        """Memory an instance may touch before it is recycled (default: half the limit)."""
+        return self.memory_bytes // 2 if self.recycle_bytes is None else self.recycle_bytes
 
     def __post_init__(self) -> None:
         if self.call_seconds <= 0 or self.instantiate_seconds <= 0:

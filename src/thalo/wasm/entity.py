@@ -146,8 +146,9 @@ class Entity:
 
     @property
     def alive(self) -> bool:
-        """False once closed or once its instance died: then only rebuilding helps."""
-        return not self._closed and self._instance.alive
+        """False once closed, or once its instance died or was retired for another
+        entity's memory: then only rebuilding helps."""
+        return not self._closed and self._instance.hosts(self.id)
 
     def _live(self) -> Instance:
         if self._closed:

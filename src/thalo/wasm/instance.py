@@ -9,6 +9,16 @@ guest), which charges the CPU time that thread used (``time.thread_time``) and
 either extends the deadline or interrupts the call. The wall clock is only a
 generous outer cap (``Limits.wall_factor`` times the budget), so a loaded machine
 does not time out guests that did their work within budget.
+
+Memory is watched the same way, by what the guest does rather than what wasmtime
+reports (wasmtime-py cannot read a component's memory size): the minor page faults
+of the thread during a call are pages the guest touched for the first time, so
+their sum is the instance's resident memory, near enough. Past
+``Limits.recycle_at`` the instance is retired: it takes no new entities and closes
+(freeing its memory) when its last entity is dropped. If the call that crossed the
+line grew it by a large share itself (a memory hog, not many small entities), the
+instance keeps only that entity: the others are lost from their next call on and
+rebuilt on fresh instances, where the hog's memory cannot fail them.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ __all__ = ["AGGREGATE", "CONTRACT_VERSION", "Instance", "classify_trap"]
 import contextlib
 import ctypes
 import logging
+import resource
 import threading
 import time
 import weakref
@@ -30,6 +41,7 @@ from wasmtime import _bindings as bindings
 from thalo.errors import GuestError, GuestOutOfMemory, GuestTimeout, GuestTrap, InvalidModule
 from thalo.wasm._calls import CallOutcome, StringCall
 from thalo.wasm._errors import EntityLost, InstanceBusy
+from thalo.wasm._usage import current
 from thalo.wasm.engine import TICK_SECONDS, track, wake
 
 if TYPE_CHECKING:
@@ -69,8 +81,14 @@ _DeadlineCallback = ctypes.CFUNCTYPE(
 )
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
 
-# The instance and entity a guest call is running for, read by the log import.
-_current = threading.local()
+_PAGE = resource.getpagesize()
+_RUSAGE_THREAD = resource.RUSAGE_THREAD
+_getrusage = resource.getrusage
+
+
+def _faults() -> int:
+    """Minor page faults of this thread so far: pages touched for the first time."""
+    return _getrusage(_RUSAGE_THREAD).ru_minflt
 
 
 def guest_log(store: Any, level: str, message: str) -> None:
@@ -82,8 +100,8 @@ def guest_log(store: Any, level: str, message: str) -> None:
     and reported once per call. Error lines and allocation failures are always
     noted for the trap message, dropped or not.
     """
-    instance: Instance | None = getattr(_current, "instance", None)
-    entity_id: str | None = getattr(_current, "entity", None)
+    instance = current.instance
+    entity_id = current.entity
     aggregate = instance.module.name if instance is not None else "?"
     if len(message) > LOG_LINE_CHARS:
         cut = len(message) - LOG_LINE_CHARS
@@ -136,6 +154,12 @@ class Instance:
         self.alive = True
         self.last_error: str | None = None
         self.out_of_memory = False
+        # Memory the guest touched (bytes, from page faults during its calls); once
+        # retired for it, no new entities, and with ``owner`` set only that one.
+        self.touched = 0
+        self.retired = False
+        self.owner: str | None = None
+        self._recycle_at = module.limits.recycle_at
         self._entities: weakref.WeakSet[Entity] = weakref.WeakSet()
         self._entities_lock = threading.Lock()
         limits = module.limits
@@ -164,7 +188,9 @@ class Instance:
             with self.lock:  # held while guest code runs, so the ticker keeps ticking
                 self._start_budget(limits.instantiate_ticks)
                 store.set_epoch_deadline(1)
+                faults = _faults()
                 instance = module.linker.instantiate(store, module.component)
+                self.touched = (_faults() - faults) * _PAGE
         except WasmtimeError as exc:
             self.alive = False
             if "wasm trap" not in str(exc):
@@ -217,6 +243,20 @@ class Instance:
             wait=wait,
         )
 
+    def hosts(self, entity_id: str) -> bool:
+        """Whether ``entity_id`` may still call into this instance (alive, and not
+        retired for another entity's memory)."""
+        return self.alive and (self.owner is None or entity_id == self.owner)
+
+    def retire(self, owner: str | None) -> int:
+        """Take no new entities; with ``owner``, serve only that one from now on.
+        Returns how many entities lost their place here."""
+        with self._entities_lock:
+            self.retired, self.owner = True, owner
+            if owner is None:
+                return 0
+            return sum(1 for entity in self._entities if entity.id != owner)
+
     def invoke(self, func: Func, entity_id: str | None, *args: Any) -> Any:
         """Runs a generic wasmtime-py call (constructor, restore, schema)."""
 
@@ -244,7 +284,7 @@ class Instance:
             resource.drop(self.store)
 
         try:
-            self._run(entity.id, self._call_ticks, work)
+            self._run(entity.id, self._call_ticks, work, dropping=True)
         except EntityLost:
             return  # died meanwhile: nothing left to drop
 
@@ -307,22 +347,40 @@ class Instance:
             )
 
     def _run(
-        self, entity_id: str | None, ticks: int, work: Callable[[], _T], *, wait: bool = True
+        self,
+        entity_id: str | None,
+        ticks: int,
+        work: Callable[[], _T],
+        *,
+        wait: bool = True,
+        dropping: bool = False,
     ) -> _T:
         if not self.lock.acquire(blocking=wait):
             raise InstanceBusy(entity_id or "-")
+        outgrown, grown = False, 0
         try:
             if not self.alive:
-                raise EntityLost(entity_id or "-", "its instance trapped and was discarded")
-            _current.instance, _current.entity = self, entity_id
+                raise EntityLost(entity_id or "-", "its instance was discarded")
+            if self.owner is not None and entity_id != self.owner and not dropping:
+                raise EntityLost(
+                    entity_id or "-",
+                    "its instance was retired for another entity's memory",
+                )
+            running = current
+            running.instance, running.entity = self, entity_id
             self.last_error = None
             self.out_of_memory = False
             self._start_budget(ticks)
             wake()
+            # One getrusage before and after: the CPU time the call used (the runtime
+            # reads it to keep slow commands off the event loop) and the pages it
+            # touched for the first time (page faults: how the instance's memory grew).
+            usage = _getrusage(_RUSAGE_THREAD)
             try:
                 return work()
             except WasmtimeError as exc:
                 self.alive = False
+                self._close_store()
                 cause = exc
                 error = classify_trap(
                     exc,
@@ -331,11 +389,19 @@ class Instance:
                     out_of_memory=self.out_of_memory,
                 )
             finally:
-                _current.instance = _current.entity = None
+                after = _getrusage(_RUSAGE_THREAD)
+                running.cpu += (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+                running.instance = running.entity = None
+                if self.alive:
+                    grown = (after.ru_minflt - usage.ru_minflt) * _PAGE
+                    self.touched += grown
+                    outgrown = self.touched > self._recycle_at and not self.retired
                 if self.log_dropped:
                     self._report_dropped(entity_id)
         finally:
             self.lock.release()
+            if outgrown:
+                self.module._outgrown(self, entity_id, grown)
 
         lost: GuestError = error
         if isinstance(error, GuestOutOfMemory):
@@ -360,9 +426,12 @@ class Instance:
             self._entities.add(entity)
 
     def forget(self, entity: Entity) -> None:
-        """``entity`` was dropped."""
+        """``entity`` was dropped; a retired instance closes when its last one is."""
         with self._entities_lock:
             self._entities.discard(entity)
+            empty = not self._entities
+        if empty and self.retired:
+            self.kill(wait=False)
 
     def entity_ids(self) -> list[str]:
         """Ids of the entities living here now."""
@@ -374,7 +443,20 @@ class Instance:
         """How many entities live here (placement uses it)."""
         return len(self._entities)
 
-    def kill(self) -> None:
-        """Marks the instance dead without a trap (module closed)."""
-        with self.lock:
+    def kill(self, *, wait: bool = True) -> None:
+        """Marks the instance dead without a trap and frees its memory (module closed,
+        instance recycled). Without ``wait``, a running call is left to finish: the
+        instance is dead for every later call, and its memory goes with the object."""
+        if not self.lock.acquire(blocking=wait):
             self.alive = False
+            return
+        try:
+            self.alive = False
+            self._close_store()
+        finally:
+            self.lock.release()
+
+    def _close_store(self) -> None:
+        """Frees the Store (the guest's memory) of a dead instance; the lock is held."""
+        with contextlib.suppress(Exception):
+            self.store.close()

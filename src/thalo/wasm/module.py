@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = ["PROVIDED_IMPORTS", "WasmModule", "load_module"]
 
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -58,6 +59,10 @@ _AGGREGATE_NAME = re.compile(r"^\s*aggregate\s+([A-Za-z_][A-Za-z0-9_]*)", re.MUL
 _CONTRACT_NAME = re.compile(r"^thalo:aggregate/[a-z0-9-]+@([0-9A-Za-z.+-]+)$")
 
 LostCallback = Callable[[list[str], GuestError], None]
+log = logging.getLogger("thalo.wasm")
+# A call that grows its instance by more than 1/HOG_SHARE of ``Limits.recycle_at``
+# marks its entity as the memory hog when the instance is retired.
+HOG_SHARE = 4
 
 
 def load_module(
@@ -275,8 +280,10 @@ class WasmModule:
         self.max_instances = max_instances
         self.on_instance_lost = on_instance_lost
         self.instances_started = 0
+        self.instances_retired = 0
         self.name = "?"
         self._pool: list[Instance] = []
+        self._retired: list[Instance] = []  # out of the pool for their memory, still serving
         self._pool_lock = threading.Lock()
         # Entities whose call ran out of memory on an instance shared with others:
         # their next incarnation gets an instance of its own (see _give_own_instance).
@@ -328,6 +335,35 @@ class WasmModule:
                     return instance
             return self._spawn()
 
+    def _outgrown(self, instance: Instance, entity_id: str | None, grown: int) -> None:
+        """``instance`` touched more memory than ``Limits.recycle_at``: it is retired.
+
+        It takes no new entities and closes (freeing its memory) once its entities
+        are dropped. If ``entity_id``'s call grew it by a large share itself (more
+        than ``HOG_SHARE`` of the threshold), it keeps only that entity: the others
+        are lost from their next call on and rebuilt on fresh instances, where the
+        hog's memory cannot fail them. Never raises: the call that grew it succeeded.
+        """
+        recycle_at = self.limits.recycle_at
+        hog = entity_id if grown * HOG_SHARE > recycle_at else None
+        with self._pool_lock:
+            if instance in self._pool:
+                self._pool.remove(instance)
+            self._retired = [i for i in self._retired if i.alive]
+            self._retired.append(instance)
+        moved = instance.retire(hog)
+        self.instances_retired += 1
+        log.info(
+            "%s: instance retired at %d MiB touched (over %d MiB)%s",
+            self.name,
+            instance.touched >> 20,
+            recycle_at >> 20,
+            f"; it keeps {hog!r}, whose call took {grown >> 20} MiB, and {moved} other "
+            "entities move to fresh instances"
+            if hog is not None
+            else "",
+        )
+
     def _instance_died(self, instance: Instance, error: GuestError) -> None:
         with self._pool_lock:
             if instance in self._pool:
@@ -371,7 +407,8 @@ class WasmModule:
         """Discards every instance; entities become lost. Idempotent."""
         with self._pool_lock:
             self._closed = True
-            pool, self._pool = self._pool, []
+            pool, self._pool = self._pool + self._retired, []
+            self._retired = []
         for instance in pool:
             instance.kill()
 

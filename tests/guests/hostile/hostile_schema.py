@@ -13,6 +13,10 @@ SCHEMA = """\
 version = "0.1.0"
 
 aggregate Hostile {
+  note(text: String) -> Noted
+  overflow() -> Measured
+  arm(mode: String) -> Armed
+  dawdle(rounds: Int) -> Noted
   burn(loops: Int) -> Burned
   bulk(megabytes: Int) -> Bulk
   hold(megabytes: Int) -> Held
@@ -21,6 +25,18 @@ aggregate Hostile {
   pick() -> Picked
   flood(lines: Int, kilobytes: Int) -> Flooded
   greet() -> Greeted
+}
+
+event Noted {
+  text: String
+}
+
+event Measured {
+  value: Double
+}
+
+event Armed {
+  mode: String
 }
 
 event Burned {
@@ -51,6 +67,69 @@ event Greeted {
   note: String
 }
 """
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Noted:
+    """Event Noted."""
+
+    __thalo_event__: ClassVar[str] = "Noted"
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        """This value as JSON; optional fields that are None become null."""
+        return {
+            "text": self.text,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Noted:
+        """Decode a JSON object; a missing optional field reads as None."""
+        return cls(
+            text=data["text"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measured:
+    """Event Measured."""
+
+    __thalo_event__: ClassVar[str] = "Measured"
+    value: float
+
+    def to_json(self) -> dict[str, Any]:
+        """This value as JSON; optional fields that are None become null."""
+        return {
+            "value": self.value,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Measured:
+        """Decode a JSON object; a missing optional field reads as None."""
+        return cls(
+            value=data["value"],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Armed:
+    """Event Armed."""
+
+    __thalo_event__: ClassVar[str] = "Armed"
+    mode: str
+
+    def to_json(self) -> dict[str, Any]:
+        """This value as JSON; optional fields that are None become null."""
+        return {
+            "mode": self.mode,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Armed:
+        """Decode a JSON object; a missing optional field reads as None."""
+        return cls(
+            mode=data["mode"],
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,6 +279,32 @@ class Greeted:
         )
 
 
+def _decode_note(payload: dict[str, Any]) -> dict[str, Any]:
+    """Command payload -> keyword arguments of handle_note."""
+    return {
+        "text": payload["text"],
+    }
+
+
+def _decode_overflow(payload: dict[str, Any]) -> dict[str, Any]:
+    """Command payload -> keyword arguments of handle_overflow."""
+    return {}
+
+
+def _decode_arm(payload: dict[str, Any]) -> dict[str, Any]:
+    """Command payload -> keyword arguments of handle_arm."""
+    return {
+        "mode": payload["mode"],
+    }
+
+
+def _decode_dawdle(payload: dict[str, Any]) -> dict[str, Any]:
+    """Command payload -> keyword arguments of handle_dawdle."""
+    return {
+        "rounds": payload["rounds"],
+    }
+
+
 def _decode_burn(payload: dict[str, Any]) -> dict[str, Any]:
     """Command payload -> keyword arguments of handle_burn."""
     return {
@@ -258,6 +363,10 @@ class HostileBase(Aggregate):
     __thalo_version__: ClassVar[str] = "0.1.0"
     __thalo_schema__: ClassVar[str] = SCHEMA
     __thalo_commands__: ClassVar[dict[str, CommandSpec]] = {
+        "note": CommandSpec("note", _decode_note, ("Noted",)),
+        "overflow": CommandSpec("overflow", _decode_overflow, ("Measured",)),
+        "arm": CommandSpec("arm", _decode_arm, ("Armed",)),
+        "dawdle": CommandSpec("dawdle", _decode_dawdle, ("Noted",)),
         "burn": CommandSpec("burn", _decode_burn, ("Burned",)),
         "bulk": CommandSpec("bulk", _decode_bulk, ("Bulk",)),
         "hold": CommandSpec("hold", _decode_hold, ("Held",)),
@@ -268,6 +377,9 @@ class HostileBase(Aggregate):
         "greet": CommandSpec("greet", _decode_greet, ("Greeted",)),
     }
     __thalo_events__: ClassVar[dict[str, type[Any]]] = {
+        "Noted": Noted,
+        "Measured": Measured,
+        "Armed": Armed,
         "Burned": Burned,
         "Bulk": Bulk,
         "Held": Held,
@@ -276,6 +388,22 @@ class HostileBase(Aggregate):
         "Flooded": Flooded,
         "Greeted": Greeted,
     }
+
+    @abc.abstractmethod
+    def handle_note(self, ctx: Context, text: str) -> Noted:
+        """Decide note: return its events, or raise Rejected."""
+
+    @abc.abstractmethod
+    def handle_overflow(self, ctx: Context) -> Measured:
+        """Decide overflow: return its events, or raise Rejected."""
+
+    @abc.abstractmethod
+    def handle_arm(self, ctx: Context, mode: str) -> Armed:
+        """Decide arm: return its events, or raise Rejected."""
+
+    @abc.abstractmethod
+    def handle_dawdle(self, ctx: Context, rounds: int) -> Noted:
+        """Decide dawdle: return its events, or raise Rejected."""
 
     @abc.abstractmethod
     def handle_burn(self, ctx: Context, loops: int) -> Burned:
@@ -308,6 +436,18 @@ class HostileBase(Aggregate):
     @abc.abstractmethod
     def handle_greet(self, ctx: Context) -> Greeted:
         """Decide greet: return its events, or raise Rejected."""
+
+    @abc.abstractmethod
+    def apply_noted(self, event: Noted) -> None:
+        """Apply Noted to this entity's state."""
+
+    @abc.abstractmethod
+    def apply_measured(self, event: Measured) -> None:
+        """Apply Measured to this entity's state."""
+
+    @abc.abstractmethod
+    def apply_armed(self, event: Armed) -> None:
+        """Apply Armed to this entity's state."""
 
     @abc.abstractmethod
     def apply_burned(self, event: Burned) -> None:

@@ -1,8 +1,14 @@
-// A guest that abuses the host's budgets on request (issue 11): slow or bulky
-// events, memory held across commands, randomness, log floods.
+// The hostile guest of issue 11: on request it abuses the host's budgets (slow,
+// bulky or memory-hungry commands and replays, randomness, log floods) and
+// returns output or snapshots the host cannot use. Every guest item of issue 11
+// is reproduced with it.
 version = "0.1.0"
 
 aggregate Hostile {
+  note(text: String) -> Noted
+  overflow() -> Measured
+  arm(mode: String) -> Armed
+  dawdle(rounds: Int) -> Noted
   burn(loops: Int) -> Burned
   bulk(megabytes: Int) -> Bulk
   hold(megabytes: Int) -> Held
@@ -11,6 +17,18 @@ aggregate Hostile {
   pick() -> Picked
   flood(lines: Int, kilobytes: Int) -> Flooded
   greet() -> Greeted
+}
+
+event Noted {
+  text: String
+}
+
+event Measured {
+  value: Double
+}
+
+event Armed {
+  mode: String
 }
 
 event Burned {
