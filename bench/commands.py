@@ -18,7 +18,11 @@ as with eventsourcing's ``save``); ``execute`` also reads them back.
 Targets: with 16 callers ≥ 4× eventsourcing's commands/s on the same store; a
 10,000-event entity rebuilt in < 150 ms without a snapshot and < 20 ms with one.
 
+``--lang typescript`` runs thalo's side on examples/bank_account-ts (componentize-js)
+instead of examples/bank_account (componentize-py); the workload is the same.
+
     python bench/commands.py [--postgres-url URL] [--accounts 1000] [--operations 20000]
+        [--lang python|typescript]
 """
 
 from __future__ import annotations
@@ -162,13 +166,14 @@ async def bench_backend(
     async with open_store(url) as store:
         from thalo.registry import Registry
 
-        built = build_project(
-            ROOT / "examples" / "bank_account", Path(tempfile.mkdtemp()) / "b.wasm"
+        project = (
+            ROOT / "examples" / ("bank_account-ts" if args.lang == "typescript" else "bank_account")
         )
+        built = build_project(project, Path(tempfile.mkdtemp()) / "b.wasm")
         await Registry(store).publish(
-            (ROOT / "examples" / "bank_account" / "bank_account.esdl").read_text(),
-            built.path.read_bytes(),
+            (project / "bank_account.esdl").read_text(), built.path.read_bytes()
         )
+        print(f"  guest: {project.name} ({args.lang})")
         ceiling_rate = await ceiling()
         _print("store ceiling: one event per commit", ceiling_rate, "events/s")
         results: dict[int, float] = {}
@@ -232,6 +237,12 @@ async def main() -> None:
         help="Message DB database (thalo store init URL first); omit to skip PostgreSQL",
     )
     parser.add_argument("--only", choices=["sqlite", "messagedb"])
+    parser.add_argument(
+        "--lang",
+        choices=["python", "typescript"],
+        default="python",
+        help="the language of the bank_account guest thalo runs",
+    )
     args = parser.parse_args()
     es = _eventsourcing_available()
     workdir = Path(tempfile.mkdtemp(prefix="thalo-bench-"))

@@ -13,11 +13,15 @@ Prints medians of --repeat runs:
 - load: a fresh process loading the module from the compile cache
   (deserialize + instantiate + schema), with and without a known sha256.
 - memory: RSS per extra instance and per cached entity.
+- TypeScript beside Python (``--lang both``, the default): examples/counter-ts built
+  with componentize-js against the Python counter, on execute, batched apply per
+  event, component size, cold compile time, cached load and memory. Target (issue
+  12): the TypeScript guest's execute within 2× the Python guest's.
 
 Targets (issue 4): handle ≤ 60 µs end to end, of which ≤ 25 µs host-side;
 batched apply ≤ 5 µs per event; cached load + instantiate < 10 ms.
 
-    python bench/wasm_calls.py [--calls 3000] [--events 2000] [--repeat 5]
+    python bench/wasm_calls.py [--calls 3000] [--events 2000] [--repeat 5] [--lang both]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COUNTER = ROOT / "tests" / "wasm" / "guests" / "tally"
+COUNTER_TS = ROOT / "examples" / "counter-ts"
 
 
 def rss_bytes() -> int:
@@ -188,12 +193,111 @@ def bench_memory(wasm: bytes) -> tuple[float, float]:
     return per_instance, per_entity
 
 
+def bench_compile(wasm: bytes) -> float:
+    """Seconds to compile the component into an empty compile cache (a first load)."""
+    import tempfile
+
+    from thalo.wasm import load_module
+    from thalo.wasm.cache import CompileCache
+
+    with tempfile.TemporaryDirectory(prefix="thalo-bench-compile-") as cold:
+        started = time.perf_counter()
+        load_module(wasm, cache=CompileCache(Path(cold)), max_instances=1).close()
+        return time.perf_counter() - started
+
+
+def guest_figures(project: Path, args: argparse.Namespace) -> dict[str, object]:
+    """The figures the language comparison prints, for one guest project."""
+    from thalo.cli.build import build_project
+    from thalo.wasm import load_module
+
+    out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-{project.name}.wasm"
+    built = build_project(project, out)
+    wasm = built.path.read_bytes()
+    module = load_module(wasm, max_instances=1)
+    figures: dict[str, object] = {
+        "execute": bench_untimed(module, args.calls, args.repeat, "execute"),
+        "handle": bench_untimed(module, args.calls, args.repeat, "handle"),
+        "apply": bench_apply(module, args.events, args.repeat),
+        "size": len(wasm) / 2**20,
+        "compile": bench_compile(wasm),
+        "load": bench_load(built.path, args.repeat, "known"),
+    }
+    module.close()
+    figures["instance"], figures["entity"] = memory_in_fresh_process(built.path)
+    return figures
+
+
+MEMORY_PROBE = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from wasm_calls import bench_memory
+print(json.dumps(bench_memory(Path(sys.argv[1]).read_bytes())))
+"""
+
+
+def memory_in_fresh_process(path: Path) -> tuple[float, float]:
+    """bench_memory in a process of its own: memory freed by earlier runs skews RSS here."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(path), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    per_instance, per_entity = json.loads(out.stdout.strip().splitlines()[-1])
+    return per_instance, per_entity
+
+
+def compare_languages(args: argparse.Namespace) -> None:
+    """TypeScript (componentize-js) beside Python (componentize-py): the same counter."""
+    python, typescript = guest_figures(COUNTER, args), guest_figures(COUNTER_TS, args)
+    print(f"\nthe counter in Python and in TypeScript, {args.repeat} runs (median / best)")
+    print(f"{'':<26}{'Python':>18} {'TypeScript':>18} {'TS/Py':>7}")
+
+    def line(label: str, key: str, unit: str) -> float:
+        py, ts = python[key], typescript[key]
+        if isinstance(py, list) and isinstance(ts, list):
+            a, b = median(py), median(ts)
+            shown = f"{a:8.1f} /{min(py):7.1f}", f"{b:8.1f} /{min(ts):7.1f}"
+        else:
+            a, b = float(py), float(ts)  # type: ignore[arg-type]
+            shown = f"{a:17.2f}", f"{b:17.2f}"
+        print(f"{label:<26}{shown[0]:>18} {shown[1]:>18} {b / a:6.2f}×  {unit}")
+        return b / a
+
+    ratio = line("execute", "execute", "µs")
+    line("handle", "handle", "µs")
+    line(f"apply, batch of {args.events}", "apply", "µs/event")
+    line("component size", "size", "MiB")
+    line("compile (cold cache)", "compile", "s")
+    line("cached load+instantiate", "load", "ms")
+    line("memory per instance", "instance", "MiB RSS")
+    line("memory per cached entity", "entity", "KiB RSS")
+    verdict = "ok" if ratio <= 2 else "MISSED"
+    print(f"target: TypeScript execute ≤ 2× Python's: {ratio:.2f}× {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--lang",
+        choices=["python", "typescript", "both"],
+        default="both",
+        help="python: the host figures; typescript: the language comparison; both",
+    )
     args = parser.parse_args()
+    if args.lang != "typescript":
+        host_figures(args)
+    if args.lang != "python":
+        compare_languages(args)
+
+
+def host_figures(args: argparse.Namespace) -> None:
+    """The host's per-call figures on the Python counter (issue 4's targets)."""
 
     from thalo.cli.build import build_project
     from thalo.wasm import load_module

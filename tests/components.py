@@ -86,6 +86,21 @@ def bank_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return _build(helpers.bank_account_v2(out / "bank_account"), out)
 
 
+@pytest.fixture(scope="session")
+def built_ts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
+    """The TypeScript examples built with componentize-js, keyed by aggregate name."""
+    out = tmp_path_factory.mktemp("built-ts")
+    projects = [EXAMPLES / "counter-ts", EXAMPLES / "bank_account-ts"]
+    return {m.name: m for m in (_build(p, out) for p in projects)}
+
+
+@pytest.fixture(scope="session")
+def counter_ts_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """examples/counter-ts rebuilt as version 0.2.0 (the TypeScript twin of counter_v2)."""
+    out = tmp_path_factory.mktemp("counter-ts-v2")
+    return _build(bumped_copy(EXAMPLES / "counter-ts", out / "counter-ts", "0.2.0"), out)
+
+
 async def publish_all(url: str, built: dict[str, Built]) -> None:
     from thalo.registry import Registry
 

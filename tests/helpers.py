@@ -27,7 +27,11 @@ def unique(prefix: str = "e") -> str:
 
 def bumped_copy(project: Path, target: Path, version: str) -> Path:
     """A copy of an example project whose schema (and generated module) say ``version``."""
-    shutil.copytree(project, target, ignore=shutil.ignore_patterns("dist", "__pycache__"))
+    shutil.copytree(
+        project,
+        target,
+        ignore=shutil.ignore_patterns("dist", "__pycache__", "node_modules", "build"),
+    )
     for path in [*target.glob("*.esdl"), *target.glob("*_schema.py")]:
         path.write_text(path.read_text().replace("0.1.0", version))
     return target

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -243,28 +244,44 @@ def test_generated_typescript_compiles(tmp_path: Path) -> None:
         shutil.copy(GOLDEN / f"{name}.ts", tmp_path / f"{name}.ts")
         files.append(f"{name}.ts")
     (tmp_path / "impl.ts").write_text(
-        "import { CounterAggregate, Context, IncrementCommand, DecrementCommand, Incremented,\n"
-        '  Decremented } from "./counter";\n'
-        "export class Counter implements CounterAggregate {\n"
+        'import { Context, Rejected } from "@thalo/sdk";\n'
+        "import { CounterBase, Decremented, Incremented, type DecrementCommand,\n"
+        '  type IncrementCommand } from "./counter";\n'
+        "export class Counter extends CounterBase {\n"
         "  count = 0;\n"
         "  handleIncrement(ctx: Context, command: IncrementCommand) {\n"
-        '    return { type: "Incremented" as const, data: { amount: command.amount,'
-        " count: this.count + command.amount } };\n"
+        '    if (command.amount <= 0) throw new Rejected("positive amounts only");\n'
+        "    return Incremented({ amount: command.amount, count: this.count + command.amount });\n"
         "  }\n"
         "  handleDecrement(ctx: Context, command: DecrementCommand) {\n"
-        '    return { type: "Decremented" as const, data: { amount: command.amount,'
-        " count: this.count - command.amount } };\n"
+        "    return Decremented({ amount: command.amount, count: this.count - command.amount });\n"
         "  }\n"
         "  applyIncremented(event: Incremented): void { this.count = event.count; }\n"
         "  applyDecremented(event: Decremented): void { this.count = event.count; }\n"
         "}\n",
         "utf-8",
     )
+    sdk = ROOT / "sdk" / "typescript" / "src" / "index.d.ts"
+    (tmp_path / "tsconfig.json").write_text(
+        json.dumps(
+            {
+                "compilerOptions": {
+                    "strict": True,
+                    "noEmit": True,
+                    "target": "es2022",
+                    "module": "esnext",
+                    "moduleResolution": "bundler",
+                    "types": [],
+                    "paths": {"@thalo/sdk": [str(sdk)]},
+                },
+                "files": [*files, "impl.ts"],
+            }
+        ),
+        "utf-8",
+    )
     tsc = _tsc()
     assert tsc is not None
-    result = _run(
-        tsc, "--strict", "--noEmit", "--target", "es2020", *files, "impl.ts", cwd=tmp_path
-    )
+    result = _run(tsc, "-p", "tsconfig.json", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -20,6 +20,8 @@ PROJECTS = {
     "chaos": GUESTS / "chaos",
     "hostile": GUESTS.parents[1] / "guests" / "hostile",
     "liar": GUESTS.parents[1] / "runtime" / "guests" / "liar",
+    "chaos-ts": GUESTS / "chaos-ts",
+    "counter-ts": GUESTS.parents[1].parent / "examples" / "counter-ts",
 }
 
 
@@ -50,6 +52,20 @@ def counter(guests: dict[str, Guest]) -> WasmModule:
 @pytest.fixture
 def chaos(guests: dict[str, Guest]) -> WasmModule:
     return load_module(guests["chaos"].wasm, limits=Limits(call_seconds=0.5, memory_bytes=48 << 20))
+
+
+@pytest.fixture
+def chaos_ts(guests: dict[str, Guest]) -> WasmModule:
+    """The TypeScript chaos guest (componentize-js), under the chaos guest's limits."""
+    return load_module(
+        guests["chaos-ts"].wasm, limits=Limits(call_seconds=0.5, memory_bytes=48 << 20)
+    )
+
+
+@pytest.fixture
+def counter_ts(guests: dict[str, Guest]) -> WasmModule:
+    """examples/counter-ts built with componentize-js."""
+    return load_module(guests["counter-ts"].wasm)
 
 
 @pytest.fixture

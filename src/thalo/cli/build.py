@@ -5,7 +5,18 @@ Errors are ``BuildError`` or ``SchemaError``; ``thalo.cli.main`` prints them and
 
 from __future__ import annotations
 
-__all__ = ["build", "build_project", "new", "scaffold"]
+__all__ = [
+    "NAME",
+    "SCAFFOLD_SCHEMA",
+    "build",
+    "build_project",
+    "class_name_of",
+    "module_name_of",
+    "new",
+    "refuse_existing",
+    "scaffold",
+    "write_files",
+]
 
 import re
 import sys
@@ -25,17 +36,38 @@ def build_project(
 ) -> BuildResult:
     """Generates the typed code from the project's ESDL and builds the component.
 
-    Raises ``SchemaError`` for a bad schema and ``BuildError`` for everything else.
+    A directory with a ``package.json`` (and no Python thalo config) is a
+    TypeScript/JavaScript project, built with componentize-js; any other with
+    componentize-py. Raises ``SchemaError`` for a bad schema and ``BuildError`` for
+    everything else.
     """
-    from thalo.esdl import generate_python, parse
+    from thalo.esdl import generate_python, generate_typescript, parse
     from thalo.wasm.build import build_component, load_project
+    from thalo.wasm.build_js import (
+        JsProject,
+        build_js_component,
+        is_js_project,
+        load_js_project,
+    )
 
-    project = load_project(path)
+    if not path.is_dir():
+        raise BuildError(f"{path} is not a directory: thalo build expects a project directory")
+    project = load_js_project(path) if is_js_project(path) else load_project(path)
     try:
         text = project.schema.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BuildError(f"cannot read {project.schema}: {exc}") from exc
     schema = parse(text, str(project.schema))
+    if isinstance(project, JsProject):
+        return build_js_component(
+            project,
+            name=schema.name,
+            version=schema.version,
+            generated_source=generate_typescript(schema, source_name=project.schema.name),
+            schema_text=schema.to_esdl(),
+            output=output,
+            cache_root=cache_root,
+        )
     return build_component(
         project,
         name=schema.name,
@@ -75,7 +107,8 @@ def build(path: Path, output: Path | None, as_json: bool) -> None:
             }
         )
         return
-    how = "from the build cache" if result.cached else "with componentize-py"
+    tool = "componentize-js" if _is_js(path) else "componentize-py"
+    how = "from the build cache" if result.cached else f"with {tool}"
     click.echo(
         f"built {result.name} {result.version} → {result.path} "
         f"({result.path.stat().st_size / 2**20:.1f} MiB, {how}, {result.seconds:.1f} s)\n"
@@ -83,15 +116,21 @@ def build(path: Path, output: Path | None, as_json: bool) -> None:
     )
 
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+def _is_js(path: Path) -> bool:
+    from thalo.wasm.build_js import is_js_project
+
+    return is_js_project(path)
 
 
-def _class_name(name: str) -> str:
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+def class_name_of(name: str) -> str:
     parts = re.split(r"[-_]+", name)
     return "".join(part[:1].upper() + part[1:] for part in parts if part)
 
 
-def _module_name(class_name: str) -> str:
+def module_name_of(class_name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
 
 
@@ -118,27 +157,32 @@ def _refuse_python_names(name: str, class_name: str, module: str) -> None:
             )
 
 
-def scaffold(directory: Path, name: str) -> list[Path]:
+def scaffold(directory: Path, name: str, lang: str = "python") -> list[Path]:
     """Writes a working aggregate project named ``name`` into ``directory``.
 
-    Raises ``BuildError`` if the name is not an identifier-like word, is a Python
-    keyword or shadows a standard-library module, or the directory already holds files.
+    ``lang`` is ``python`` or ``typescript`` (the same ``Widget``-style aggregate, schema
+    and tests in either). Raises ``BuildError`` if the name is not an identifier-like
+    word, is a keyword or shadows a standard-library module, or the directory already
+    holds files.
     """
     from thalo.esdl import generate_python, parse
     from thalo.wasm.build import RESERVED_MODULES
 
-    if not _NAME.match(name):
+    if lang == "typescript":
+        from thalo.cli.scaffold_typescript import scaffold_typescript
+
+        return scaffold_typescript(directory, name)
+    if not NAME.match(name):
         raise BuildError(
             f"{name!r} is not a usable aggregate name: use letters, digits, - or _ "
             "(for example bank-account or BankAccount)"
         )
-    class_name = _class_name(name)
-    module = _module_name(class_name)
+    class_name = class_name_of(name)
+    module = module_name_of(class_name)
     if module in RESERVED_MODULES or f"{module}_schema" in RESERVED_MODULES:
         raise BuildError(f"{name!r} clashes with a module every guest contains: pick another")
     _refuse_python_names(name, class_name, module)
-    if directory.exists() and any(directory.iterdir()):
-        raise BuildError(f"{directory} already exists and is not empty")
+    refuse_existing(directory)
     fields = {"Class": class_name, "module": module, "dist": module.replace("_", "-")}
     esdl = _ESDL.format(**fields)
     files = {
@@ -149,10 +193,22 @@ def scaffold(directory: Path, name: str) -> list[Path]:
         f"test_{module}.py": _TEST.format(**fields),
         ".gitignore": _GITIGNORE,
     }
+    return write_files(directory, files)
+
+
+def refuse_existing(directory: Path) -> None:
+    """Raises ``BuildError`` when ``directory`` already holds files."""
+    if directory.exists() and any(directory.iterdir()):
+        raise BuildError(f"{directory} already exists and is not empty")
+
+
+def write_files(directory: Path, files: dict[str, str]) -> list[Path]:
+    """Writes ``files`` (relative path -> text) under ``directory``; returns the paths."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for filename, content in files.items():
         target = directory / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
         written.append(target)
     return written
@@ -166,17 +222,26 @@ def scaffold(directory: Path, name: str) -> list[Path]:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where to create the project [default: ./NAME]",
 )
-def new(name: str, directory: Path | None) -> None:
+@click.option(
+    "--lang",
+    type=click.Choice(["python", "typescript"]),
+    default="python",
+    show_default=True,
+    help="The language of the aggregate.",
+)
+def new(name: str, directory: Path | None, lang: str) -> None:
     """Scaffold a working aggregate project: ESDL, module, unit test, config."""
     target = directory or Path(name)
-    written = scaffold(target, name)
+    written = scaffold(target, name, lang)
     click.echo(f"created {target}/ with {', '.join(p.name for p in written)}")
-    click.echo(f"next: cd {target} && python -m pytest -q && thalo build")
+    if lang == "typescript":
+        click.echo(f"next: cd {target} && npm install && npm test && thalo build")
+    else:
+        click.echo(f"next: cd {target} && python -m pytest -q && thalo build")
 
 
-_ESDL = """\
-// {Class}: edit the schema, run `thalo codegen {module}.esdl -o {module}_schema.py`,
-// implement the new methods in {module}.py, then `thalo build`.
+# The scaffold's schema, the same in every language (a format string: {Class}).
+SCAFFOLD_SCHEMA = """\
 version = "0.1.0"
 
 aggregate {Class} {{
@@ -203,6 +268,14 @@ __pycache__/
 .pytest_cache/
 .venv/
 """
+
+_ESDL = (
+    """\
+// {Class}: edit the schema, run `thalo codegen {module}.esdl -o {module}_schema.py`,
+// implement the new methods in {module}.py, then `thalo build`.
+"""
+    + SCAFFOLD_SCHEMA
+)
 
 _PYPROJECT = """\
 [project]

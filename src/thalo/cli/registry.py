@@ -46,14 +46,25 @@ def _read(paths: tuple[Path, ...]) -> _Upload:
 
     if len(paths) == 1 and paths[0].is_dir():
         from thalo.wasm.build import load_project, source_digest
+        from thalo.wasm.build_js import (
+            JsProject,
+            is_js_project,
+            js_source_digest,
+            load_js_project,
+        )
 
-        project = load_project(paths[0])
+        project: Any = (
+            load_js_project(paths[0]) if is_js_project(paths[0]) else load_project(paths[0])
+        )
         try:
             schema_text = project.schema.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise BuildError(f"cannot read {project.schema}: {exc}") from exc
         schema = parse(schema_text, str(project.schema))
-        digest = source_digest(project, schema.to_esdl())
+        if isinstance(project, JsProject):
+            digest = js_source_digest(project, schema.to_esdl())
+        else:
+            digest = source_digest(project, schema.to_esdl())
         return _Upload(schema_text, str(project.schema), schema, paths[0], None, digest)
     if len(paths) == 2:
         by_suffix = {p.suffix: p for p in paths}

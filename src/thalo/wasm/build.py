@@ -23,6 +23,8 @@ __all__ = [
     "BuildResult",
     "Project",
     "build_component",
+    "cached_build",
+    "deliver",
     "find_wit_dir",
     "load_project",
     "source_digest",
@@ -37,6 +39,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -192,32 +195,30 @@ def build_component(
         files = _stage(project, app, generated_source)
         _check_imports(project, files)
         key = _inputs_key(app, wit)
-        cached_file = cache / f"{key}.wasm"
-        try:
-            data = cached_file.read_bytes()
-            cached = True
-            touch(cached_file)
-        except FileNotFoundError:  # never built, or evicted
-            built = Path(scratch) / "out.wasm"
-            _componentize(app, wit, built)
-            data = built.read_bytes()
-            cached = False
-            try:
-                _atomic_write(cached_file, data)
-                trim(cache.parent, keep=cached_file)
-            except OSError:
-                pass  # a read-only or full cache only costs the next build its time
-    _verify(data, schema_text, cache_root)
-    _atomic_write(target, data)
-    return BuildResult(
-        path=target,
-        name=name,
-        version=version,
-        sha256=hashlib.sha256(data).hexdigest(),
-        cached=cached,
-        seconds=time.perf_counter() - started,
-    )
+        data, cached = cached_build(
+            cache / f"{key}.wasm", lambda out: _componentize(app, wit, out), Path(scratch)
+        )
+    return deliver(data, cached, target, schema_text, cache_root, name, version, started)
 
+
+def cached_build(
+    cached_file: Path, build: Callable[[Path], None], scratch: Path
+) -> tuple[bytes, bool]:
+    """``(bytes, True)`` from the build cache, or ``build(out)``'s, then cached (LRU-trimmed)."""
+    try:
+        data = cached_file.read_bytes()
+        touch(cached_file)
+        return data, True
+    except FileNotFoundError:  # never built, or evicted
+        built = scratch / "out.wasm"
+        build(built)
+        data = built.read_bytes()
+        try:
+            _atomic_write(cached_file, data)
+            trim(cached_file.parent.parent, keep=cached_file)
+        except OSError:
+            pass  # a read-only or full cache only costs the next build its time
+        return data, False
 
 def source_digest(project: Project, schema_text: str) -> str:
     """The sha256 of what the project author controls in a build: a version's identity.
@@ -373,6 +374,29 @@ def _componentize(app: Path, wit: Path, out: Path) -> None:
         output = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
         headline = output[-1].strip() if output else f"exit status {proc.returncode}"
         raise BuildError(f"componentize-py failed: {headline}\n" + "\n".join(output[-25:]))
+
+
+def deliver(
+    data: bytes,
+    cached: bool,
+    target: Path,
+    schema_text: str,
+    cache_root: Path | None,
+    name: str,
+    version: str,
+    started: float,
+) -> BuildResult:
+    """Checks the built component as the host would and writes it to ``target``."""
+    _verify(data, schema_text, cache_root)
+    _atomic_write(target, data)
+    return BuildResult(
+        path=target,
+        name=name,
+        version=version,
+        sha256=hashlib.sha256(data).hexdigest(),
+        cached=cached,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def _verify(data: bytes, schema_text: str, cache_root: Path | None) -> None:
