@@ -184,6 +184,7 @@ class Entities:
         wasm = entity.wasm
         upcaster = entity.module.upcaster
         versioned = upcaster.current  # types past version 1 (usually none: no cost)
+        type_texts: dict[str, str] = {}  # event type -> its JSON string
         wasm.next_position = position
         reading: asyncio.Task[list[RawMessage]] | None = asyncio.ensure_future(
             self.store.get_stream_raw(stream, position, size)
@@ -205,34 +206,30 @@ class Entities:
                     )
                 start = 0
                 while start < len(batch):
-                    parts: list[bytes] = []
+                    # Built as text from the stored JSON (never decoded) and encoded once
+                    # per call; ``taken`` counts characters, near enough to bytes here.
+                    parts: list[str] = []
                     taken = 0
                     end = start
                     while end < len(batch) and (end == start or taken < max_bytes):
                         m = batch[end]
-                        data = m.data.encode()
-                        tail = b"}"
+                        data, tail = m.data, "}"
                         if versioned and m.type in versioned:
                             upcast = upcaster.upcast(m.type, m.data, m.metadata)
                             if upcast is not None:  # stored by an older schema of its type
-                                data = upcast[0]
-                                tail = b',"schemaVersion":' + str(upcast[1]).encode() + b"}"
-                        part = (
-                            b'{"type":'
-                            + orjson.dumps(m.type)
-                            + b',"position":'
-                            + str(m.position).encode()
-                            + b',"data":'
-                            + data
-                            + tail
-                        )
+                                data = upcast[0].decode()
+                                tail = f',"schemaVersion":{upcast[1]}}}'
+                        type_json = type_texts.get(m.type)
+                        if type_json is None:
+                            type_json = type_texts[m.type] = orjson.dumps(m.type).decode()
+                        part = f'{{"type":{type_json},"position":{m.position},"data":{data}{tail}'
                         taken += len(part)
                         if end > start and taken > max_bytes:
                             break
                         parts.append(part)
                         end += 1
                     chunk = batch[start:end]
-                    body = b"[" + b",".join(parts) + b"]"
+                    body = ("[" + ",".join(parts) + "]").encode()
                     count = len(chunk)
                     await self._run(lambda: wasm.apply(body, count=count))  # noqa: B023
                     start = end

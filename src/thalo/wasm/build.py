@@ -220,6 +220,7 @@ def cached_build(
             pass  # a read-only or full cache only costs the next build its time
         return data, False
 
+
 def source_digest(project: Project, schema_text: str) -> str:
     """The sha256 of what the project author controls in a build: a version's identity.
 
