@@ -340,7 +340,7 @@ class WasmModule:
 
         It takes no new entities and closes (freeing its memory) once its entities
         are dropped. If ``entity_id``'s call grew it by a large share itself (more
-        than ``HOG_SHARE`` of the threshold), it keeps only that entity: the others
+        than 1/``HOG_SHARE`` of the threshold), it keeps only that entity: the others
         are lost from their next call on and rebuilt on fresh instances, where the
         hog's memory cannot fail them. Never raises: the call that grew it succeeded.
         """
