@@ -10,9 +10,11 @@ of config (``[tool.thalo]`` in ``pyproject.toml`` or a ``thalo.toml``)::
 The build copies the project's modules, the generated code, the SDK and two glue
 modules into a scratch directory, checks the guest imports only what the sandbox
 provides, runs componentize-py with WASI stubbed out, then loads the result
-through the host loader. componentize-py's output differs from run to run, so
-builds are cached by the sha256 of every input: the same inputs give the same bytes
-(while the entry lasts: the cache directory is capped, see ``thalo.wasm.cachedir``).
+through the host loader. componentize-py runs with fixed entropy where the machine
+allows (``thalo.wasm.entropy``), so builds of the same source differ only in a few
+hundred bytes of file timestamps. Builds are cached by the sha256 of every input: the
+same inputs give the same bytes (while the entry lasts: the cache directory is capped,
+see ``thalo.wasm.cachedir``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from typing import Any
 from thalo.errors import BuildError, GuestError, InvalidModule
 from thalo.wasm.cache import CompileCache
 from thalo.wasm.cachedir import default_cache_dir, touch, trim
+from thalo.wasm.entropy import preload_env
 
 WORLD = "aggregate-module"
 _APP = "thalo_guest_app"
@@ -194,9 +197,12 @@ def build_component(
         app = Path(scratch) / "app"
         files = _stage(project, app, generated_source)
         _check_imports(project, files)
-        key = _inputs_key(app, wit)
+        preload = preload_env(cache_root)
+        key = _inputs_key(app, wit, fixed_entropy=bool(preload))
         data, cached = cached_build(
-            cache / f"{key}.wasm", lambda out: _componentize(app, wit, out), Path(scratch)
+            cache / f"{key}.wasm",
+            lambda out: _componentize(app, wit, out, preload),
+            Path(scratch),
         )
     return deliver(data, cached, target, schema_text, cache_root, name, version, started)
 
@@ -340,9 +346,12 @@ def _check_import(name: str, local: set[str], stdlib: set[str], where: str) -> N
         )
 
 
-def _inputs_key(app: Path, wit: Path) -> str:
+def _inputs_key(app: Path, wit: Path, *, fixed_entropy: bool) -> str:
     digest = hashlib.sha256()
-    digest.update(f"componentize-py {version('componentize-py')};stub-wasi;{WORLD}".encode())
+    entropy = "fixed" if fixed_entropy else "os"
+    digest.update(
+        f"componentize-py {version('componentize-py')};stub-wasi;{WORLD};entropy={entropy}".encode()
+    )
     for base, label in ((app, "app"), (wit, "wit")):
         for path in sorted(p for p in base.rglob("*") if p.is_file()):
             digest.update(f"\0{label}/{path.relative_to(base).as_posix()}\0".encode())
@@ -350,13 +359,14 @@ def _inputs_key(app: Path, wit: Path) -> str:
     return digest.hexdigest()
 
 
-def _componentize(app: Path, wit: Path, out: Path) -> None:
+def _componentize(app: Path, wit: Path, out: Path, preload: dict[str, str]) -> None:
     env = {
         key: value
         for key, value in os.environ.items()
         if key in {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL"}
     }
     env["PYTHONHASHSEED"] = "0"
+    env.update(preload)  # fixed entropy: see thalo.wasm.entropy
     argv = [
         sys.executable,
         "-c",
