@@ -87,6 +87,13 @@ def bank_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 
 @pytest.fixture(scope="session")
+def bank_ts_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """bank_account-ts 0.2.0: the TypeScript twin of ``bank_v2`` (helpers.bank_account_ts_v2)."""
+    out = tmp_path_factory.mktemp("bank-ts-v2")
+    return _build(helpers.bank_account_ts_v2(out / "bank_account-ts"), out)
+
+
+@pytest.fixture(scope="session")
 def built_ts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     """The TypeScript examples built with componentize-js, keyed by aggregate name."""
     out = tmp_path_factory.mktemp("built-ts")

@@ -79,24 +79,35 @@ def thalo_cli(
     return proc
 
 
+_V2_ESDL = (
+    (
+        "deposit_funds(amount: Long) -> DepositedFunds",
+        "deposit_funds(amount: Long, memo: String?) -> DepositedFunds",
+    ),
+    (
+        "event DepositedFunds {\n  amount: Long\n  balance: Long\n",
+        "event DepositedFunds version 2 {\n  amount: Long\n  balance: Long\n"
+        '  memo: String = "(none)"\n  currency: String\n',
+    ),
+)
+
+
+def _edit(path: Path, edits: tuple[tuple[str, str], ...]) -> Path:
+    """Applies ``(old, new)`` replacements to ``path``; each ``old`` must be there."""
+    text = path.read_text()
+    for old, new in edits:
+        assert old in text, f"{path.name} no longer has {old!r}"
+        text = text.replace(old, new)
+    path.write_text(text)
+    return path
+
+
 def bank_account_v2(target: Path) -> Path:
     """bank_account 0.2.0: ``DepositedFunds`` at schema version 2 gained ``memo`` (an ESDL
     default fills old events) and ``currency`` (the module's upcast hook fills it); the
     state keeps every deposit, so tests can see what replay made of old events."""
     project = bumped_copy(EXAMPLES / "bank_account", target, "0.2.0")
-    esdl = project / "bank_account.esdl"
-    esdl.write_text(
-        esdl.read_text()
-        .replace(
-            "deposit_funds(amount: Long) -> DepositedFunds",
-            "deposit_funds(amount: Long, memo: String?) -> DepositedFunds",
-        )
-        .replace(
-            "event DepositedFunds {\n  amount: Long\n  balance: Long\n",
-            "event DepositedFunds version 2 {\n  amount: Long\n  balance: Long\n"
-            '  memo: String = "(none)"\n  currency: String\n',
-        )
-    )
+    esdl = _edit(project / "bank_account.esdl", _V2_ESDL)
     module = project / "bank_account.py"
     module.write_text(
         module.read_text()
@@ -133,3 +144,54 @@ def bank_account_v2(target: Path) -> Path:
 
     (project / "bank_account_schema.py").write_text(generate_python(parse_file(esdl)))
     return project
+
+
+_TS_V2_EDITS = (
+    ("  balance = 0;\n", "  balance = 0;\n  deposits: [number, string, string][] = [];\n"),
+    ("{ amount }: DepositFundsCommand", "{ amount, memo }: DepositFundsCommand"),
+    (
+        "return DepositedFunds({ amount, balance: this.balance + amount });",
+        "return DepositedFunds({\n"
+        '      amount, balance: this.balance + amount, memo: memo ?? "", currency: "CHF",\n'
+        "    });",
+    ),
+    (
+        "  applyDepositedFunds(event: DepositedFunds) {\n    this.balance = event.balance;\n",
+        "  override upcast(type: string, version: number, data: Record<string, unknown>) {\n"
+        '    if (type === "DepositedFunds" && version < 2) return { ...data, currency: "EUR" };\n'
+        "    return data;\n  }\n\n"
+        "  applyDepositedFunds(event: DepositedFunds) {\n    this.balance = event.balance;\n"
+        "    this.deposits.push([event.amount, event.memo, event.currency]);\n",
+    ),
+)
+
+
+def bank_account_ts_v2(target: Path) -> Path:
+    """bank_account-ts 0.2.0, the TypeScript twin of :func:`bank_account_v2` (same ESDL,
+    an ``upcast`` override filling ``currency``), with a unit test of ``givenStored``."""
+    project = bumped_copy(EXAMPLES / "bank_account-ts", target, "0.2.0")
+    esdl = _edit(project / "bank_account.esdl", _V2_ESDL)
+    _edit(project / "src" / "bank_account.ts", _TS_V2_EDITS)
+    (project / "test" / "bank_account.test.ts").write_text(_TS_V2_TEST)
+    from thalo.esdl import generate_typescript, parse_file
+
+    generated = generate_typescript(parse_file(esdl), source_name="bank_account.esdl")
+    (project / "src" / "bank_account_schema.ts").write_text(generated)
+    return project
+
+
+_TS_V2_TEST = """\
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { AggregateTest } from "@thalo/sdk/testing";
+import { BankAccount } from "../src/bank_account.js";
+import { OpenedAccount } from "../src/bank_account_schema.js";
+
+test("a deposit stored at schema version 1 gets the default and the upcast hook", () => {
+  const t = new AggregateTest(BankAccount).given(OpenedAccount({ initial_balance: 10 }));
+  t.givenStored("DepositedFunds", { amount: 5, balance: 15 }, 1);
+  t.givenStored("DepositedFunds", { amount: 1, balance: 16, memo: "m", currency: "CHF" }, 2);
+  assert.deepEqual(t.state.deposits, [[5, "(none)", "EUR"], [1, "m", "CHF"]]);
+  assert.equal(t.state.balance, 16);
+});
+"""

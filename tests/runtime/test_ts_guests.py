@@ -4,6 +4,8 @@ serves guests of both languages, even on one stream across versions."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from thalo.store import open_store
 from thalo.testing.guests import BANK_ACCOUNT, COUNTER, Scenario, Step, run_scenario
 
 pytestmark = pytest.mark.wasm
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("scenario", [BANK_ACCOUNT, COUNTER], ids=lambda s: s.aggregate)
@@ -91,3 +94,44 @@ async def test_one_runtime_serves_python_and_typescript_and_a_stream_changes_lan
             assert again[0].data == {"amount": 9, "count": 0, "sequence": None}
             stream = await store.get_stream_messages("counter-c-1", 0, -1)
             assert [m.data["count"] for m in stream] == [2, 5, 9, 0]
+
+
+async def test_a_typescript_0_2_0_upcasts_the_events_0_1_0_wrote(
+    built_ts: dict[str, Built], bank_ts_v2: Built, tmp_path: Path
+) -> None:
+    """The ESDL default fills ``memo``, the module's ``upcast`` override fills ``currency``."""
+    url = f"sqlite:///{(tmp_path / 'upcast.db').as_posix()}"
+    async with open_store(url) as store:
+        registry = Registry(store)
+        old = built_ts["BankAccount"]
+        await registry.publish(old.schema_text, old.wasm)
+        async with Runtime(store, snapshot_every=0) as runtime:
+            await runtime.execute("BankAccount", "a-1", "open_account", {"initial_balance": 10})
+            await runtime.execute("BankAccount", "a-1", "deposit_funds", {"amount": 5})
+        await registry.publish(bank_ts_v2.schema_text, bank_ts_v2.wasm)
+        async with Runtime(store, snapshot_every=0) as runtime:
+            (event,) = await runtime.execute(
+                "BankAccount", "a-1", "deposit_funds", {"amount": 3, "memo": "gift"}
+            )
+            assert event.data == {"amount": 3, "balance": 18, "memo": "gift", "currency": "CHF"}
+            now = await runtime.state("BankAccount", "a-1")
+        assert now.module_version == "0.2.0"
+        assert now.state["deposits"] == [[5, "(none)", "EUR"], [3, "gift", "CHF"]]
+        stored = await store.get_stream_messages("bankAccount-a-1", 0, 10)
+        assert [m.meta("schemaVersion") for m in stored] == ["1", "1", "2"]
+
+
+def test_the_typescript_harness_upcasts_like_a_replay(bank_ts_v2: Built) -> None:
+    """``AggregateTest.givenStored`` under Node, in the 0.2.0 project's own ``npm test``."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed")
+    project = bank_ts_v2.schema_path.parent
+    modules = project / "node_modules"
+    if not modules.exists():
+        modules.symlink_to(ROOT / "node_modules", target_is_directory=True)
+    done = subprocess.run(
+        [npm, "test"], cwd=project, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "# pass 1" in done.stdout and "# fail 0" in done.stdout

@@ -10,6 +10,16 @@ export class Aggregate {
     this.id = id;
   }
 
+  /**
+   * Brings the data of an event stored at schema `version` (older than its type's
+   * version in the ESDL) up to date before it is applied. Default: as is. The host has
+   * already filled the fields that have an ESDL default; override this for what
+   * defaults cannot do (retype, rename, compute). Called only for older events.
+   */
+  upcast(eventType, version, data) {
+    return data;
+  }
+
   /** The state as a JSON object. Default: every own field except `id` and `_private` ones. */
   toSnapshot() {
     const state = {};

@@ -86,7 +86,9 @@ export class EntityCore {
 
   applyBatch(batch, checked = false) {
     const events = this.routes.events;
+    const aggregate = this.aggregate;
     const decoded = new Array(batch.length);
+    const datas = new Array(batch.length);
     for (let index = 0; index < batch.length; index++) {
       const event = batch[index];
       if (!isObject(event) || typeof event.type !== "string") {
@@ -94,18 +96,26 @@ export class EntityCore {
       }
       const route = events.get(event.type);
       if (route === undefined) throw new DispatchError("unknown-event", event.type);
-      if (!checked) checkRequired(route.required, event.data, `events[${index}] (${event.type}): data`);
+      let data = event.data;
+      let what = `events[${index}] (${event.type}): data`;
+      if (event.schemaVersion !== undefined) {
+        // Stored by an older schema (the host filled the ESDL defaults): upcast first.
+        if (!isObject(data)) throw new DispatchError("decode", `${what} must be a JSON object`);
+        data = aggregate.upcast(event.type, event.schemaVersion, data);
+        what = `events[${index}] (${event.type}, stored at schema version ${event.schemaVersion}, upcast): data`;
+      }
+      if (!checked) checkRequired(route.required, data, what);
       decoded[index] = route.method;
+      datas[index] = data;
     }
     const seed = hooks.seed;
-    const aggregate = this.aggregate;
     let position = this.position;
     for (let index = 0; index < batch.length; index++) {
       const event = batch[index];
       const given = event.position;
       if (Number.isInteger(given)) position = given;
       if (seed !== null) seed("apply", aggregate.id, position, event.time);
-      aggregate[decoded[index]](event.data);
+      aggregate[decoded[index]](datas[index]);
       if (position !== null) position += 1;
     }
     this.position = position;

@@ -17,6 +17,8 @@ export interface SchemaSpec {
   readonly types: Readonly<Record<string, FieldSpec>>;
   readonly events: Readonly<Record<string, FieldSpec>>;
   readonly commands: Readonly<Record<string, { readonly params: FieldSpec; readonly events: readonly string[] }>>;
+  /** Event types past schema version 1: their version and the ESDL defaults of their fields. */
+  readonly upcasting?: Readonly<Record<string, { readonly version: number; readonly defaults: Readonly<Record<string, unknown>> }>>;
 }
 
 /** State of one entity plus its handle<Command> and apply<Event> methods. */
@@ -25,6 +27,11 @@ export abstract class Aggregate {
   static readonly spec: SchemaSpec;
   readonly id: string;
   constructor(id: string);
+  /**
+   * Brings the data of an event stored at an older schema `version` up to date before
+   * it is applied (after the host filled its ESDL defaults). Default: as is.
+   */
+  upcast(eventType: string, version: number, data: Record<string, unknown>): Record<string, unknown>;
   /** The state as a JSON object. Default: every own field except `id` and `_private` ones. */
   toSnapshot(): Record<string, unknown>;
   /** Rebuilds an entity from toSnapshot's output. Default: a new entity with each field set. */

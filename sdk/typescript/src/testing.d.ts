@@ -31,6 +31,11 @@ export class AggregateTest<A extends Aggregate> {
   readonly streamName: string;
   readonly state: A;
   given(...events: Envelope[]): this;
+  /**
+   * Applies an event as an older schema stored it (its `schemaVersion`), the way a replay
+   * does: the ESDL defaults filled in, then the aggregate's `upcast` hook.
+   */
+  givenStored(eventType: string, data: Record<string, unknown>, schemaVersion?: number): this;
   when(command: string, payload?: Record<string, unknown>, options?: WhenOptions): Outcome;
   restored(): A;
 }

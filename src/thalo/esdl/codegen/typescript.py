@@ -11,6 +11,8 @@ abstract ``{Aggregate}Base`` class with one ``handle<Command>`` and one
 
 from __future__ import annotations
 
+import json
+
 __all__ = ["generate_typescript"]
 
 from collections.abc import Sequence
@@ -112,7 +114,20 @@ def _spec(schema: Schema) -> list[str]:
         lines.append(
             f"{_I * 2}{c.name}: {{ params: {_fields_spec(c.params)}, events: [{_quoted(c)}] }},"
         )
-    return [*lines, f"{_I}}},", "};"]
+    lines.append(f"{_I}}},")
+    versioned = {
+        d.name: f"{{ version: {d.version}, defaults: {_defaults(d.fields)} }}"
+        for d in schema.events.values()
+        if d.version > 1
+    }
+    if versioned:  # what AggregateTest.givenStored fills, as a replay does
+        lines += _table("upcasting", versioned)
+    return [*lines, "};"]
+
+
+def _defaults(fields: Sequence[Field]) -> str:
+    pairs = [f"{json.dumps(f.name)}: {f.default}" for f in fields if f.default is not None]
+    return "{ " + ", ".join(pairs) + " }" if pairs else "{}"
 
 
 def _string_literal(text: str) -> str:
