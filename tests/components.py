@@ -87,6 +87,13 @@ def bank_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 
 @pytest.fixture(scope="session")
+def bank_v2_without_hook(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """``bank_v2`` without its upcast hook: deposits stored by 0.1.0 lack ``currency``."""
+    out = tmp_path_factory.mktemp("bank-v2-no-hook")
+    return _build(helpers.bank_account_v2(out / "bank_account", hook=False), out)
+
+
+@pytest.fixture(scope="session")
 def bank_ts_v2(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """bank_account-ts 0.2.0: the TypeScript twin of ``bank_v2`` (helpers.bank_account_ts_v2)."""
     out = tmp_path_factory.mktemp("bank-ts-v2")

@@ -102,10 +102,20 @@ def _edit(path: Path, edits: tuple[tuple[str, str], ...]) -> Path:
     return path
 
 
-def bank_account_v2(target: Path) -> Path:
+_PY_UPCAST_HOOK = (
+    "    def upcast(self, event_type: str, version: int, data: dict) -> dict:  "
+    "# type: ignore[type-arg]\n"
+    "        if event_type == 'DepositedFunds' and version < 2:\n"
+    "            return {**data, 'currency': 'EUR'}\n"
+    "        return data\n"
+)
+
+
+def bank_account_v2(target: Path, *, hook: bool = True) -> Path:
     """bank_account 0.2.0: ``DepositedFunds`` at schema version 2 gained ``memo`` (an ESDL
     default fills old events) and ``currency`` (the module's upcast hook fills it); the
-    state keeps every deposit, so tests can see what replay made of old events."""
+    state keeps every deposit, so tests can see what replay made of old events.
+    ``hook=False`` leaves the hook out: old deposits then lack ``currency``."""
     project = bumped_copy(EXAMPLES / "bank_account", target, "0.2.0")
     esdl = _edit(project / "bank_account.esdl", _V2_ESDL)
     module = project / "bank_account.py"
@@ -133,11 +143,7 @@ def bank_account_v2(target: Path) -> Path:
             "    def apply_deposited_funds(self, event: DepositedFunds) -> None:\n"
             "        self.balance = event.balance\n"
             "        self.deposits.append([event.amount, event.memo, event.currency])\n\n"
-            "    def upcast(self, event_type: str, version: int, data: dict) -> dict:  "
-            "# type: ignore[type-arg]\n"
-            "        if event_type == 'DepositedFunds' and version < 2:\n"
-            "            return {**data, 'currency': 'EUR'}\n"
-            "        return data\n",
+            + (_PY_UPCAST_HOOK if hook else ""),
         )
     )
     from thalo.esdl import generate_python, parse_file

@@ -98,6 +98,7 @@ __all__ = [
     "UnknownAggregate",
     "UnknownCommand",
     "UnsupportedMediaType",
+    "UpcastFailed",
     "UsageError",
     "VersionAlreadyPublished",
     "VersionNotGreater",
@@ -484,6 +485,40 @@ class IncompatibleSchema(RegistryError):
         self.version = version
         self.against = against
         self.changes = changes
+
+
+class UpcastFailed(IncompatibleSchema):
+    """A new version that declares upcasting, yet an event stored by an older schema
+    does not decode after its defaults and upcast hook: found at publish, not at replay."""
+
+    def __init__(
+        self,
+        aggregate: str,
+        version: str,
+        against: str,
+        event_type: str,
+        stored_version: int,
+        origin: str,
+        reason: str,
+    ) -> None:
+        line = (
+            f"! {event_type}: events stored at version {stored_version} do not decode after "
+            f"upcasting ({origin}): {reason}"
+        )
+        ThaloError.__init__(
+            self,
+            f"cannot publish {aggregate} {version}: {line[2:]}\nGive the new fields ESDL "
+            "defaults or fill them in the module's upcast hook, or publish with "
+            "--allow-breaking.",
+        )
+        self.aggregate = aggregate
+        self.version = version
+        self.against = against
+        self.changes = (line,)
+        self.event_type = event_type
+        self.stored_version = stored_version
+        self.origin = origin
+        self.reason = reason
 
 
 class ConcurrencyExhausted(ThaloError):

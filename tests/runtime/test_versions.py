@@ -11,7 +11,7 @@ from components import Built
 from helpers import EXAMPLES
 
 from thalo.core import NewMessage, WrittenBy
-from thalo.errors import IncompatibleSchema, InvalidModule, ModuleNotFound
+from thalo.errors import IncompatibleSchema, InvalidModule, ModuleNotFound, UpcastFailed
 from thalo.esdl import parse
 from thalo.registry import Registry
 from thalo.registry.compatibility import check_compatibility, stored_event_types
@@ -135,6 +135,55 @@ async def test_versions_are_compared_with_the_newest_and_returning_events_with_t
     assert (await check_compatibility(store, v2, [v1, v2])).diff is None
     assert (await check_compatibility(store, v1, [v2])).diff is None
     assert (await check_compatibility(store, v1, [])).diff is None
+
+
+async def test_publish_replays_old_events_through_the_new_upcasting_and_refuses_a_miss(
+    store: MessageStore, built: dict[str, Built], bank_v2_without_hook: Built
+) -> None:
+    """The version bump declares upcasting, but nothing fills ``currency``: refused at
+    publish (a sample of 0.1.0's shape: nothing is stored), not at the first replay."""
+    registry = Registry(store)
+    bank = built["BankAccount"]
+    await registry.publish(bank.schema_text, bank.wasm)
+    with pytest.raises(UpcastFailed) as refused:
+        await registry.publish(bank_v2_without_hook.schema_text, bank_v2_without_hook.wasm)
+    error = refused.value
+    assert isinstance(error, IncompatibleSchema)  # what scripts catching that catch
+    assert (error.event_type, error.stored_version) == ("DepositedFunds", 1)
+    assert error.origin == "a sample of the shape 0.1.0 declared; none is stored"
+    assert "currency" in error.reason and error.exit_code == 2 and error.http_status == 409
+    assert [r.version for r in await registry.modules("BankAccount")] == ["0.1.0"]
+    # Allowed, it publishes (and the replay fails later, as the user chose).
+    await registry.publish(
+        bank_v2_without_hook.schema_text, bank_v2_without_hook.wasm, allow_breaking=True
+    )
+    assert [r.version for r in await registry.modules("BankAccount")] == ["0.1.0", "0.2.0"]
+
+
+async def test_publish_replays_the_oldest_stored_event_of_each_older_version(
+    store: MessageStore, built: dict[str, Built], bank_v2: Built
+) -> None:
+    """bank_v2's hook fills ``currency``, but the oldest stored deposit lacks ``balance``
+    (an early bug, say): the store's own events are what publish replays."""
+    registry = Registry(store)
+    bank = built["BankAccount"]
+    await registry.publish(bank.schema_text, bank.wasm)
+    await store.write_message("bankAccount-acc-0", NewMessage("DepositedFunds", {"amount": 2}))
+    bad = await store.get_last_stream_message("bankAccount-acc-0")
+    assert bad is not None
+    async with Runtime(store, registry=registry) as runtime:  # good deposits after it
+        await runtime.execute("BankAccount", "acc-1", "open_account", {"initial_balance": 10})
+        await runtime.execute("BankAccount", "acc-1", "deposit_funds", {"amount": 5})
+    with pytest.raises(UpcastFailed) as refused:
+        await registry.publish(bank_v2.schema_text, bank_v2.wasm)
+    error = refused.value
+    assert error.origin == f"the oldest stored, at global position {bad.global_position}"
+    assert "balance" in error.reason
+    assert str(error).startswith(
+        "cannot publish BankAccount 0.2.0: DepositedFunds: events stored at version 1 do not "
+        "decode after upcasting (the oldest stored, at global position"
+    )
+    assert [r.version for r in await registry.modules("BankAccount")] == ["0.1.0"]
 
 
 # --- 2. upcasting ------------------------------------------------------------------

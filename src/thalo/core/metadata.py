@@ -11,7 +11,10 @@ __all__ = [
     "MODULE_VERSION",
     "REPLY_STREAM_NAME",
     "SCHEMA_VERSION",
+    "stored_version",
 ]
+
+import orjson
 
 CAUSATION_MESSAGE_STREAM_NAME = "causationMessageStreamName"
 CAUSATION_MESSAGE_POSITION = "causationMessagePosition"
@@ -22,3 +25,15 @@ SCHEMA_VERSION = "schemaVersion"
 # thalo's own
 COMMAND_ID = "thaloCommandId"
 MODULE_VERSION = "thaloModuleVersion"
+
+
+def stored_version(metadata: str | None) -> int:
+    """The ``schemaVersion`` in an event's metadata JSON: 1 when absent or unreadable
+    (events written before thalo recorded it were of the first version)."""
+    if metadata is None:
+        return 1
+    try:
+        value = orjson.loads(metadata).get(SCHEMA_VERSION)
+        return int(value) if value is not None else 1
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return 1

@@ -9,14 +9,18 @@ store whether removed event types were ever written (docs/design.md, "Versions")
 
 from __future__ import annotations
 
-__all__ = ["Compatibility", "check_compatibility", "stored_event_types"]
+__all__ = ["Compatibility", "OldEvent", "check_compatibility", "old_events", "stored_event_types"]
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
 
 from thalo.core import aggregate_category
+from thalo.core.metadata import stored_version
 from thalo.errors import IncompatibleSchema
-from thalo.esdl import Schema
+from thalo.esdl import Schema, TypeRef
 from thalo.esdl.diff import Change, SchemaDiff, diff_event, diff_schemas
 from thalo.registry.requirement import parse_version
 from thalo.store import MessageStore
@@ -30,6 +34,22 @@ _STORED_SQL = {
         "WHERE message_store.category(stream_name) = %s AND type = %s LIMIT 1"
     ),
 }
+
+# The oldest events of a type: the likeliest to be of its first shapes.
+_OLDEST_SQL = {
+    "sqlite": (
+        "SELECT data, metadata, global_position FROM messages"
+        " WHERE category = %s AND type = %s ORDER BY global_position LIMIT 200"
+    ),
+    "postgresql": (
+        "SELECT data::text, metadata::text, global_position FROM message_store.messages"
+        " WHERE message_store.category(stream_name) = %s AND type = %s"
+        " ORDER BY global_position LIMIT 200"
+    ),
+}
+_SAMPLES: dict[str, Any] = {
+    "String": "", "Int": 0, "Long": 0, "Float": 0.0, "Double": 0.0, "Bool": False, "Bytes": "",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +128,77 @@ async def stored_event_types(store: MessageStore, aggregate: str, types: Iterabl
             if rows:
                 found.add(event_type)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class OldEvent:
+    """An event as an older schema stored it, as a replay hands it to the new module:
+    its ESDL defaults filled in (``origin`` says where it comes from)."""
+
+    event_type: str
+    version: int
+    data: dict[str, Any]
+    origin: str
+
+
+async def old_events(
+    store: MessageStore, schema: Schema, published: Sequence[Schema]
+) -> list[OldEvent]:
+    """What a publish of ``schema`` replays through its module before accepting it.
+
+    For each event type past version 1: the oldest stored event of each older version
+    (among the first 200 of the type), or where the store holds none, a sample of the
+    shape the newest published version with an older version of the type declared.
+    """
+    found: list[OldEvent] = []
+    current = {n: d for n, d in schema.events.items() if d.version > 1}
+    if not current:
+        return found
+    category = aggregate_category(schema.name)
+    async with store.transaction(read_only=True) as tx:
+        for name, declaration in current.items():
+            rows = await tx.execute(_OLDEST_SQL[tx.dialect], (category, name))
+            seen: set[int] = set()
+            for data, metadata, position in rows:
+                version = stored_version(None if metadata is None else str(metadata))
+                if version >= declaration.version or version in seen:
+                    continue
+                seen.add(version)
+                try:
+                    body = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    continue  # not JSON: replay reports it, the check has nothing to add
+                if isinstance(body, dict):
+                    origin = f"the oldest stored, at global position {position}"
+                    found.append(OldEvent(name, version, declaration.with_defaults(body), origin))
+            if not seen:
+                sample = _sample_of(name, declaration.version, published)
+                if sample is not None:
+                    found.append(replace(sample, data=declaration.with_defaults(sample.data)))
+    return found
+
+
+def _sample_of(name: str, below: int, published: Sequence[Schema]) -> OldEvent | None:
+    """An event of ``name`` shaped as the newest published schema with it below ``below`` said."""
+    for older in sorted(published, key=lambda s: parse_version(s.version), reverse=True):
+        declaration = older.events.get(name)
+        if declaration is not None and declaration.version < below:
+            data = {f.name: _sample(f.type, older, 0) for f in declaration.fields}
+            origin = f"a sample of the shape {older.version} declared; none is stored"
+            return OldEvent(name, declaration.version, data, origin)
+    return None
+
+
+def _sample(ref: TypeRef, schema: Schema, depth: int) -> Any:
+    """A value of type ``ref``: zero, empty or null, the least a field can hold."""
+    if ref.optional or depth > 16:
+        return None
+    if ref.item is not None:
+        return []
+    name = ref.name or ""
+    if name in _SAMPLES:
+        return _SAMPLES[name]
+    declaration = schema.types.get(name)
+    if declaration is None:
+        return None
+    return {f.name: _sample(f.type, schema, depth + 1) for f in declaration.fields}

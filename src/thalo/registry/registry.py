@@ -23,7 +23,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -32,15 +32,25 @@ from thalo.errors import (
     ModuleNotFound,
     ModuleRetired,
     SchemaError,
+    ThaloError,
     UnknownAggregate,
+    UpcastFailed,
     VersionAlreadyPublished,
     VersionNotGreater,
 )
 from thalo.esdl import Schema, parse
 from thalo.registry import blobs
-from thalo.registry.compatibility import Compatibility, check_compatibility
+from thalo.registry.compatibility import (
+    Compatibility,
+    OldEvent,
+    check_compatibility,
+    old_events,
+)
 from thalo.registry.requirement import Requirement, Version, parse_version
 from thalo.store import MessageStore, SqlTransaction
+
+if TYPE_CHECKING:
+    from thalo.wasm import WasmModule
 
 _DDL = {
     "sqlite": """
@@ -183,8 +193,12 @@ class Registry:
         existing = await self.precheck(schema, sha256=sha256, source_digest=source_digest)
         if existing is not None:
             return existing
-        (await self.compatibility(schema)).require(allow_breaking=allow_breaking)
-        await asyncio.to_thread(_check_component, wasm, sha256, schema)
+        published = [r.schema for r in await self.modules(schema.name)]
+        compatibility = await check_compatibility(self._store, schema, published)
+        compatibility.require(allow_breaking=allow_breaking)
+        old = [] if allow_breaking else await old_events(self._store, schema, published)
+        against = compatibility.diff.old_version if compatibility.diff is not None else ""
+        await asyncio.to_thread(_check_component, wasm, sha256, schema, old, against)
         encoded = await blobs.encode_for(self._store, wasm, sha256)  # seconds: outside the lock
         now = datetime.now(UTC)
         async with self._store.transaction() as tx:
@@ -409,22 +423,55 @@ async def _lock_name(tx: SqlTransaction, name: str) -> None:
         await tx.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"thalo.registry:{name}",))
 
 
-def _check_component(wasm: bytes, sha256: str, schema: Schema) -> None:
+def _check_component(
+    wasm: bytes, sha256: str, schema: Schema, old: list[OldEvent], against: str
+) -> None:
+    """The component is thalo's, built from ``schema``, and reads the ``old`` events."""
     from thalo.wasm import load_module
 
     module = load_module(wasm, sha256=sha256, max_instances=1)
     try:
-        try:
-            embedded = parse(module.schema, "<embedded schema>")
-        except SchemaError as exc:
-            raise InvalidModule(
-                f"the schema embedded in the module does not compile: {exc}"
-            ) from exc
-        if embedded != schema:
-            raise InvalidModule(
-                f"the module was built from a different schema ({embedded.name} "
-                f"{embedded.version}) than the one being published ({schema.name} "
-                f"{schema.version}): rebuild it with `thalo build`"
-            )
+        _check_embedded(module.schema, schema)
+        for event in old:
+            _check_upcast(module, schema, event, against)
     finally:
         module.close()
+
+
+def _check_upcast(module: WasmModule, schema: Schema, event: OldEvent, against: str) -> None:
+    """Replays ``event`` (an older schema's) through the new module on a fresh entity:
+    ``UpcastFailed`` if it does not decode. Other failures (its ``apply`` expecting
+    earlier events, say) say nothing about upcasting and pass."""
+    from thalo.wasm import GuestDecodeFailed
+
+    entity = module.entity("thalo-publish-upcast-check")
+    body = {"type": event.event_type, "data": event.data, "schemaVersion": event.version}
+    try:
+        entity.apply([body])
+    except GuestDecodeFailed as exc:
+        raise UpcastFailed(
+            schema.name,
+            schema.version,
+            against,
+            event.event_type,
+            event.version,
+            event.origin,
+            exc.message,
+        ) from None
+    except ThaloError:
+        pass
+    finally:
+        entity.close()
+
+
+def _check_embedded(embedded_text: str, schema: Schema) -> None:
+    try:
+        embedded = parse(embedded_text, "<embedded schema>")
+    except SchemaError as exc:
+        raise InvalidModule(f"the schema embedded in the module does not compile: {exc}") from exc
+    if embedded != schema:
+        raise InvalidModule(
+            f"the module was built from a different schema ({embedded.name} "
+            f"{embedded.version}) than the one being published ({schema.name} "
+            f"{schema.version}): rebuild it with `thalo build`"
+        )

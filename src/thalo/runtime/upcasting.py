@@ -14,6 +14,7 @@ __all__ = ["Upcaster"]
 import orjson
 
 from thalo.core import metadata as keys
+from thalo.core.metadata import stored_version
 from thalo.esdl import Schema
 
 
@@ -58,15 +59,3 @@ class Upcaster:
             return data.encode(), stored
         body = self._declarations[event_type].with_defaults(orjson.loads(data))
         return orjson.dumps(body), stored
-
-
-def stored_version(metadata: str | None) -> int:
-    """The ``schemaVersion`` in an event's metadata JSON: 1 when absent or unreadable
-    (events written before thalo recorded it were of the first version)."""
-    if metadata is None:
-        return 1
-    try:
-        value = orjson.loads(metadata).get(keys.SCHEMA_VERSION)
-        return int(value) if value is not None else 1
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return 1
