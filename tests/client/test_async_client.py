@@ -18,6 +18,8 @@ from thalo.errors import (
     CommandRejected,
     CommandTimeout,
     Forbidden,
+    ModuleNotFound,
+    ModuleRetired,
     PayloadInvalid,
     ServerUnavailable,
     Unauthorized,
@@ -135,6 +137,28 @@ async def test_publish_needs_the_admin_token(private_store: str, built: dict[str
         async with AsyncClient(server.url, server.admin_token) as admin:
             record = await admin.publish(counter.schema_text, counter.wasm)  # the same again
             assert (record["name"], record["version"]) == ("Counter", "0.1.0")
+
+
+async def test_retire_and_gc_with_the_admin_token(private_store: str) -> None:
+    with serving(private_store, capture=True) as server:
+        async with AsyncClient(server.url, "not-the-admin") as stranger:
+            with pytest.raises(Unauthorized):
+                await stranger.retire("Counter", "0.1.0")
+            with pytest.raises(Unauthorized):
+                await stranger.gc()
+        async with AsyncClient(server.url, server.admin_token) as admin:
+            assert (await admin.modules("Counter"))[0]["retired_at"] is None, "not retired"
+            entity = unique("c")
+            await admin.execute("Counter", entity, "increment", {"amount": 1})
+            record = await admin.retire("Counter", "0.1.0")
+            assert (record["version"], await admin.modules("Counter")) == ("0.1.0", [record])
+            with pytest.raises(ModuleRetired):
+                await admin.execute("Counter", entity, "increment", {"amount": 1})
+            with pytest.raises(ModuleNotFound):
+                await admin.retire("Nope", "0.1.0")
+            figures = await admin.gc()
+            assert (figures["removed"], figures["freed_bytes"]) == (0, 0)
+            assert figures["blobs"] >= 6
 
 
 async def test_nothing_listening() -> None:

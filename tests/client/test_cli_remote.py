@@ -199,6 +199,49 @@ def test_publish_builds_locally_and_uploads_with_the_admin_token(
         assert event["metadata"]["thaloModuleVersion"] == "0.2.0"
 
 
+def test_modules_retire_and_gc_through_the_server(private_store: str, cwd: Path) -> None:
+    with serving(private_store, capture=True) as server:
+        url = ("--url", server.url)
+        admin = ("--token", server.admin_token)
+        entity = unique("c")
+        thalo("execute", "Counter", entity, "increment", '{"amount": 1}', *url, cwd=cwd)
+        for command in (("modules", "retire", "Counter", "0.1.0"), ("modules", "gc")):
+            refused = thalo(*command, *url, cwd=cwd, code=2)
+            assert "Unauthorized" in refused.stderr
+            wrong = thalo(*command, *url, "--token", "not-the-admin", cwd=cwd, code=2)
+            assert "Unauthorized" in wrong.stderr
+        listed = json.loads(thalo("modules", "Counter", "--json", *url, cwd=cwd).stdout)
+        assert listed[0]["retired_at"] is None, "nothing was retired"
+
+        record = json.loads(
+            thalo("modules", "retire", "Counter", "0.1.0", "--json", *url, *admin, cwd=cwd).stdout
+        )
+        assert (record["version"], bool(record["retired_at"])) == ("0.1.0", True)
+        gone = thalo(
+            *("execute", "Counter", entity, "increment", '{"amount": 1}', "--json", *url),
+            cwd=cwd,
+            code=2,
+        )
+        assert json.loads(gone.stdout)["error"]["code"] == "ModuleRetired"
+        missing = thalo("modules", "retire", "Counter", "9.9.9", *url, *admin, cwd=cwd, code=2)
+        assert "Counter 9.9.9 is not published" in missing.stderr
+        env = {"THALO_URL": server.url, "THALO_TOKEN": server.admin_token}
+        figures = json.loads(thalo("modules", "gc", "--json", cwd=cwd, env=env).stdout)
+        assert (figures["removed"], figures["freed_bytes"]) == (0, 0) and figures["blobs"] >= 6
+
+        # The same commands locally on the server's store print the same (retiring
+        # is idempotent; nothing is left to collect).
+        local = ("--store", server.store_url)
+        for command in (
+            ("modules", "retire", "Counter", "0.1.0"),
+            ("modules", "retire", "Counter", "0.1.0", "--json"),
+            ("modules", "gc"),
+            ("modules", "gc", "--json"),
+        ):
+            remote = thalo(*command, *url, *admin, cwd=cwd).stdout
+            assert remote == thalo(*local, *command, cwd=cwd.parent).stdout, command
+
+
 @contextmanager
 def background(*args: str, cwd: Path) -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(

@@ -25,6 +25,8 @@ from thalo.errors import (
     CommandRejected,
     CommandTimeout,
     Forbidden,
+    ModuleNotFound,
+    ModuleRetired,
     PayloadInvalid,
     SchemaError,
     ServerError,
@@ -432,6 +434,32 @@ def test_publish_over_http_compares_the_source_digest_first(
             ("0.1.0", None),
             ("0.2.0", source),
         ]
+
+
+def test_retire_and_gc_with_the_admin_token(private_store: str) -> None:
+    with serving(private_store, capture=True) as server:
+        with Client(server.url) as anonymous:
+            with pytest.raises(Unauthorized):
+                anonymous.retire("Counter", "0.1.0")
+            with pytest.raises(Unauthorized):
+                anonymous.gc()
+            assert anonymous.modules("Counter")[0]["retired_at"] is None
+        with Client(server.url, server.admin_token) as admin:
+            entity = unique("c")
+            admin.execute("Counter", entity, "increment", {"amount": 1})
+            record = admin.retire("Counter", "0.1.0")
+            assert record["retired_at"] is not None
+            assert admin.modules("Counter") == [record]
+            assert admin.retire("Counter", "0.1.0") == record
+            with pytest.raises(ModuleRetired) as retired:
+                admin.execute("Counter", entity, "increment", {"amount": 1})
+            assert (retired.value.exit_code, retired.value.http_status) == (2, 409)
+            with pytest.raises(ModuleNotFound, match=r"Counter 9\.9\.9 is not published"):
+                admin.retire("Counter", "9.9.9")
+            figures = admin.gc()
+            assert set(figures) == {"removed", "freed_bytes", "blobs", "raw_bytes", "stored_bytes"}
+            assert (figures["removed"], figures["freed_bytes"]) == (0, 0)
+            assert figures["blobs"] >= 6 and 0 < figures["stored_bytes"] < figures["raw_bytes"]
 
 
 def test_publish_without_an_admin_token_configured_is_refused(private_store: str) -> None:

@@ -157,13 +157,18 @@ async def test_bytes_are_stored_once_compressed_and_later_ones_as_deltas(
     assert await registry.module_bytes("Todos", "0.1.0") == todos.wasm
 
 
+async def _counter_versions(store: MessageStore, counter: Built, counter_v2: Built) -> Registry:
+    """A registry on ``store`` with Counter 0.1.0 and 0.2.0 published."""
+    registry = Registry(store)
+    await registry.publish(counter.schema_text, counter.wasm)
+    await registry.publish(counter_v2.schema_text, counter_v2.wasm)
+    return registry
+
+
 async def test_a_retired_version_serves_no_new_commands_but_stays_loadable(
     empty_store: MessageStore, built: dict[str, Built], counter_v2: Built
 ) -> None:
-    registry = Registry(empty_store)
-    counter = built["Counter"]
-    await registry.publish(counter.schema_text, counter.wasm)
-    await registry.publish(counter_v2.schema_text, counter_v2.wasm)
+    registry = await _counter_versions(empty_store, built["Counter"], counter_v2)
     async with Runtime(empty_store, module_check_interval=0) as runtime:
         entity = unique("c")
         before = await runtime.execute("Counter", entity, "increment", {"amount": 1})
@@ -196,6 +201,23 @@ async def test_a_retired_version_serves_no_new_commands_but_stays_loadable(
         await registry.retire("Counter", "9.9.9")
 
 
+async def test_recheck_makes_the_next_command_see_a_retirement_at_once(
+    empty_store: MessageStore, built: dict[str, Built], counter_v2: Built
+) -> None:
+    registry = await _counter_versions(empty_store, built["Counter"], counter_v2)
+    async with Runtime(empty_store, module_check_interval=3600) as runtime:
+        entity = unique("c")
+        first = await runtime.execute("Counter", entity, "increment", {"amount": 1})
+        assert first[0].meta(keys.MODULE_VERSION) == "0.2.0"
+        await registry.retire("Counter", "0.2.0")
+        cached = await runtime.execute("Counter", entity, "increment", {"amount": 1})
+        assert cached[0].meta(keys.MODULE_VERSION) == "0.2.0", "within the check interval"
+        runtime.modules.recheck()
+        after = await runtime.execute("Counter", entity, "increment", {"amount": 1})
+        assert after[0].meta(keys.MODULE_VERSION) == "0.1.0", "the retirement was seen at once"
+        assert after[0].data["count"] == 3
+
+
 async def test_gc_removes_only_bytes_no_version_references(
     registry: Registry, empty_store: MessageStore, built: dict[str, Built]
 ) -> None:
@@ -214,8 +236,13 @@ async def test_gc_removes_only_bytes_no_version_references(
     async with empty_store.transaction() as tx:
         await tx.execute("DELETE FROM thalo_modules WHERE name = %s", ("Todos",))
     before = await registry.usage()
-    removed, freed = await registry.gc()
-    assert (removed, freed) == (2, before.stored_bytes)
+    assert await registry.collect_garbage() == {
+        "removed": 2,
+        "freed_bytes": before.stored_bytes,
+        "blobs": 0,
+        "raw_bytes": 0,
+        "stored_bytes": 0,
+    }
     assert (await registry.usage()).blobs == 0
     # Publishing again stores the bytes anew, full (there is no base left).
     again = await registry.publish(counter.schema_text, counter.wasm)

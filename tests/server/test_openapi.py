@@ -31,6 +31,11 @@ ESDL_FILES = [
 ]
 COMMAND_ERRORS = {400, 401, 403, 404, 408, 409, 412, 413, 415, 422, 429, 500, 503}
 TOKEN_OPTIONAL: list[dict[str, list[str]]] = [{}, {"bearer": []}]
+ADMIN_OPERATIONS = {
+    ("/modules", "post"),
+    ("/modules/{name}/{version}/retire", "post"),
+    ("/modules/gc", "post"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -357,6 +362,8 @@ def test_the_fixed_routes_are_documented(doc: dict[str, Any]) -> None:
         "/categories/{category}": {"get"},
         "/modules": {"get", "post"},
         "/modules/{name}": {"get"},
+        "/modules/{name}/{version}/retire": {"post"},
+        "/modules/gc": {"post"},
         "/healthz": {"get"},
         "/readyz": {"get"},
         "/metrics": {"get"},
@@ -408,12 +415,37 @@ def test_publishing_is_multipart_and_needs_the_admin_token(doc: dict[str, Any]) 
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
 
 
+def test_retire_and_gc_need_the_admin_token_and_answer_their_shapes(doc: dict[str, Any]) -> None:
+    for path, method in ADMIN_OPERATIONS:
+        operation = doc["paths"][path][method]
+        assert operation["security"] == [{"bearer": []}], path
+        assert {"401", "403"} <= set(operation["responses"]), path
+    retire = doc["paths"]["/modules/{name}/{version}/retire"]["post"]
+    params = [deref(doc, p)["name"] for p in retire["parameters"]]
+    assert params == ["name", "version"]
+    assert "404" in retire["responses"]
+    record = retire["responses"]["200"]["content"]["application/json"]["schema"]
+    assert record == {"$ref": "#/components/schemas/ModuleRecord"}
+    gc = doc["paths"]["/modules/gc"]["post"]
+    figures = deref(doc, gc["responses"]["200"]["content"]["application/json"]["schema"])
+    assert set(figures["required"]) == {
+        "removed",
+        "freed_bytes",
+        "blobs",
+        "raw_bytes",
+        "stored_bytes",
+    }
+    jsonschema.validate(
+        {"removed": 1, "freed_bytes": 2, "blobs": 3, "raw_bytes": 4, "stored_bytes": 5}, figures
+    )
+
+
 def test_token_routes_declare_optional_bearer_and_open_routes_none(doc: dict[str, Any]) -> None:
     open_paths = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
     for path, method, operation in operations(doc):
         if path in open_paths:
             assert "security" not in operation, path
-        elif (path, method) == ("/modules", "post"):
+        elif (path, method) in ADMIN_OPERATIONS:
             continue
         else:
             assert operation["security"] == TOKEN_OPTIONAL, (path, method)

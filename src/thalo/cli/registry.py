@@ -258,11 +258,13 @@ def list_modules(name: str | None, as_json: bool, url: str | None, token: str | 
 @click.argument("name")
 @click.argument("version")
 @click.option("--json", "as_json", is_flag=True, help="Print the retired record as JSON.")
-def retire(name: str, version: str, as_json: bool) -> None:
+@server_options
+def retire(name: str, version: str, as_json: bool, url: str | None, token: str | None) -> None:
     """Stop new commands on NAME VERSION; it stays loadable to replay its history.
 
     New commands run on the newest version that is not retired; with none left,
-    they fail with ModuleRetired (exit 2).
+    they fail with ModuleRetired (exit 2). With --url the server retires it (give
+    its admin token with --token); its own next command already sees it.
     """
 
     async def go(store: MessageStore) -> ModuleRecord:
@@ -270,7 +272,12 @@ def retire(name: str, version: str, as_json: bool) -> None:
 
         return await Registry(store).retire(name, version)
 
-    record = run_with_store(go, read_only=True).to_dict()
+    record: dict[str, Any]
+    if url:
+        with connect(url, token) as client:
+            record = client.retire(name, version)
+    else:
+        record = run_with_store(go, read_only=True).to_dict()
     if as_json:
         print_json(record)
         return
@@ -282,18 +289,23 @@ def retire(name: str, version: str, as_json: bool) -> None:
 
 @modules.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def gc(as_json: bool) -> None:
-    """Remove component bytes that no published version references."""
+@server_options
+def gc(as_json: bool, url: str | None, token: str | None) -> None:
+    """Remove component bytes that no published version references.
+
+    With --url the server collects (give its admin token with --token).
+    """
 
     async def go(store: MessageStore) -> dict[str, int]:
         from thalo.registry import Registry
 
-        registry = Registry(store)
-        removed, freed = await registry.gc()
-        usage = await registry.usage()
-        return {"removed": removed, "freed_bytes": freed, **usage.to_dict()}
+        return await Registry(store).collect_garbage()
 
-    figures = run_with_store(go, read_only=True)
+    if url:
+        with connect(url, token) as client:
+            figures = client.gc()
+    else:
+        figures = run_with_store(go, read_only=True)
     if as_json:
         print_json(figures)
         return

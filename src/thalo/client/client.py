@@ -272,6 +272,9 @@ class _Api:
     def _modules_request(self, name: str | None) -> _Request:
         return _Request("GET", "/modules" if name is None else f"/modules/{_segment(name)}")
 
+    def _retire_request(self, name: str, version: str) -> _Request:
+        return _Request("POST", f"/modules/{_segment(name)}/{_segment(version)}/retire")
+
     # --- answers ----------------------------------------------------------------
 
     def _unreachable(self, exc: httpx.HTTPError) -> ServerUnavailable:
@@ -668,6 +671,18 @@ class Client(_Api):
         body: dict[str, Any] = self._json(self._call(self._modules_request(name)))
         return body
 
+    def retire(self, name: str, version: str) -> dict[str, Any]:
+        """Stop new commands on ``name`` ``version``; its retired record. Needs the admin
+        token; idempotent; ``ModuleNotFound`` when that version is not published."""
+        record: dict[str, Any] = self._json(self._call(self._retire_request(name, version)))
+        return record
+
+    def gc(self) -> dict[str, int]:
+        """Remove component bytes no version references (admin token): what was removed
+        and what the registry keeps, as ``thalo modules gc --json`` prints them."""
+        figures: dict[str, int] = self._json(self._call(_Request("POST", "/modules/gc")))
+        return figures
+
     def health(self) -> dict[str, Any]:
         """``GET /healthz``: the process is up."""
         body: dict[str, Any] = self._json(self._call(_Request("GET", "/healthz")))
@@ -894,6 +909,17 @@ class AsyncClient(_Api):
         """One aggregate's versions, latest ESDL and JSON Schemas (``GET /modules/{name}``)."""
         body: dict[str, Any] = self._json(await self._call(self._modules_request(name)))
         return body
+
+    async def retire(self, name: str, version: str) -> dict[str, Any]:
+        """Stop new commands on ``name`` ``version``; its retired record (see ``Client.retire``)."""
+        request = self._retire_request(name, version)
+        record: dict[str, Any] = self._json(await self._call(request))
+        return record
+
+    async def gc(self) -> dict[str, int]:
+        """Remove component bytes no version references (admin token); the figures."""
+        figures: dict[str, int] = self._json(await self._call(_Request("POST", "/modules/gc")))
+        return figures
 
     async def health(self) -> dict[str, Any]:
         """``GET /healthz``: the process is up."""

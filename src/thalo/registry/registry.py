@@ -333,6 +333,13 @@ class Registry:
         async with self._store.transaction() as tx:
             return await blobs.collect(tx)
 
+    async def collect_garbage(self) -> dict[str, int]:
+        """``gc``, then ``usage``: the figures ``thalo modules gc`` and ``POST /modules/gc``
+        report (``removed``, ``freed_bytes``, ``blobs``, ``raw_bytes``, ``stored_bytes``)."""
+        removed, freed = await self.gc()
+        usage = await self.usage()
+        return {"removed": removed, "freed_bytes": freed, **usage.to_dict()}
+
     async def usage(self) -> blobs.Usage:
         """Distinct components stored, their raw size and the bytes they take."""
         await self.ensure_schema()

@@ -2,7 +2,8 @@
 
 Each runtime process asks the registry for the newest publish or retirement at
 most once per ``check_interval`` seconds, so a new (or retired) version serves
-(or stops serving) new commands within about that time without a restart.
+(or stops serving) new commands within about that time without a restart;
+``recheck`` makes the next use ask at once (the server calls it after a retirement).
 Compiled components are reused by content hash.
 """
 
@@ -117,6 +118,11 @@ class ModuleSet:
         return load_module(
             data, sha256=sha256, limits=self._limits, max_instances=self._max_instances
         )
+
+    def recheck(self) -> None:
+        """Ask the registry again at the next use, whatever ``check_interval`` says: for a
+        publish or retirement made through this process, which its next command must see."""
+        self._checked_at = float("-inf")
 
     async def _refresh(self) -> None:
         now = time.monotonic()

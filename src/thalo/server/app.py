@@ -76,15 +76,20 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def _access(request: Request, config: ServerConfig, *, admin: bool) -> Access:
-    """Who is calling: the admin, a client token's access, or anyone (no token file)."""
+def _access(
+    request: Request, config: ServerConfig, *, admin: bool, action: str = "publishing"
+) -> Access:
+    """Who is calling: the admin, a client token's access, or anyone (no token file).
+
+    ``action`` names what an admin route does, for the refusal when no admin token is set.
+    """
     token = _bearer(request)
     if token is not None and config.admin_token is not None and _same(token, config.admin_token):
         return Access(admin=True)
     if admin:
         if config.admin_token is None:
             raise Forbidden(
-                "publishing over HTTP is disabled: start thalo serve with --admin-token "
+                f"{action} over HTTP is disabled: start thalo serve with --admin-token "
                 "(or THALO_ADMIN_TOKEN)"
             )
         if token is None or config.tokens.access(token) is None:
@@ -548,6 +553,19 @@ async def module(request: Request, service: Service) -> Response:
     )
 
 
+async def retire(request: Request, service: Service) -> Response:
+    _access(request, service.config, admin=True, action="retiring modules")
+    name, version = request.path_params["name"], request.path_params["version"]
+    record = await service.runtime.registry.retire(name, version)
+    service.runtime.modules.recheck()  # this server's next command sees it, not in 1 s
+    return _json(record.to_dict())
+
+
+async def gc(request: Request, service: Service) -> Response:
+    _access(request, service.config, admin=True, action="collecting module garbage")
+    return _json(await service.runtime.registry.collect_garbage())
+
+
 async def healthz(request: Request, service: Service) -> Response:
     return _json({"status": "ok"})
 
@@ -649,6 +667,8 @@ ROUTES: list[tuple[str, Handler, list[str]]] = [
     ("/categories/{category}", category_route, ["GET"]),
     ("/modules", publish, ["POST"]),
     ("/modules", modules, ["GET"]),
+    ("/modules/gc", gc, ["POST"]),
+    ("/modules/{name}/{version}/retire", retire, ["POST"]),
     ("/modules/{name}", module, ["GET"]),
     ("/healthz", healthz, ["GET"]),
     ("/readyz", readyz, ["GET"]),

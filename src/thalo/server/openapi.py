@@ -44,8 +44,8 @@ _ERRORS: dict[int, tuple[str, str]] = {
     ),
     403: (
         "Forbidden",
-        "The token may not do this: another aggregate, publishing without the admin token, "
-        "or publishing disabled (`Forbidden`).",
+        "The token may not do this: another aggregate, a client token on an admin route "
+        "(publish, retire, gc), or admin routes disabled (`Forbidden`).",
     ),
     404: (
         "NotFound",
@@ -281,6 +281,10 @@ def _fixed_schemas() -> dict[str, Any]:
         title="ModuleRecord",
         description="One published module version.",
     )
+
+    def count(description: str) -> dict[str, Any]:
+        return _integer(minimum=0, description=description)
+
     return {
         "CommandResult": _reply_schema(),
         "CommandSubmission": _object(
@@ -342,6 +346,18 @@ def _fixed_schemas() -> dict[str, Any]:
                 ),
             },
             title="Messages",
+        ),
+        "ModuleGarbage": _object(
+            {
+                "removed": count("Components removed: no version referenced them."),
+                "freed_bytes": count("The bytes they took."),
+                "blobs": count("Distinct components the registry keeps."),
+                "raw_bytes": count("Their size uncompressed."),
+                "stored_bytes": count("The bytes they take (compressed, as deltas)."),
+            },
+            title="ModuleGarbage",
+            description="What garbage collection removed and what the registry keeps "
+            "(`thalo modules gc --json`).",
         ),
         "ModuleDetail": _object(
             {
@@ -476,6 +492,7 @@ def _parameters() -> dict[str, Any]:
             _string(pattern="^[0-9]{1,18}$"),
         ),
         "ModuleName": path("name", "The aggregate name."),
+        "ModuleVersion": path("version", "A published version of the module (`0.1.0`)."),
         "ReplyId": path("reply_id", "The reply id from the 202 `Location`."),
         "StatePosition": query(
             "position", "The state after the event at this position.", _integer(minimum=0)
@@ -651,6 +668,32 @@ def _fixed_paths() -> dict[str, Any]:
                 security=[{"bearer": []}],
             ),
         },
+        "/modules/gc": {
+            "post": _operation(
+                "collectModuleGarbage",
+                "modules",
+                "Collect garbage",
+                "Remove component bytes no published version references (admin token); "
+                "retired versions keep theirs.",
+                responses=ok("Collected.", _json(_ref("ModuleGarbage"))),
+                errors=_LIST_ERRORS,
+                security=[{"bearer": []}],
+            )
+        },
+        "/modules/{name}/{version}/retire": {
+            "post": _operation(
+                "retireModule",
+                "modules",
+                "Retire a module version",
+                "Stop new commands on this version (admin token): they run on the newest "
+                "version not retired, or fail with `ModuleRetired`; it stays loadable for the "
+                "history it wrote. Idempotent.",
+                parameters=[_param("ModuleName"), _param("ModuleVersion")],
+                responses=ok("Retired.", _json(_ref("ModuleRecord"))),
+                errors=_MODULE_ERRORS,
+                security=[{"bearer": []}],
+            )
+        },
         "/modules/{name}": {
             "get": _operation(
                 "getModule",
@@ -720,7 +763,7 @@ def _fixed_paths() -> dict[str, Any]:
 _FIXED_TAGS = (
     ("replies", "Outcomes of commands sent with `?async=true`."),
     ("streams", "Reading streams and categories, as JSON or Server-Sent Events."),
-    ("modules", "Publishing and listing aggregate modules."),
+    ("modules", "Publishing, listing and retiring aggregate modules; collecting garbage."),
     ("operations", "Health, readiness, metrics and this documentation."),
 )
 
@@ -902,7 +945,8 @@ def openapi_document(
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "`POST /modules` needs the admin token. With `--token-file`, "
+                    "description": "`POST /modules`, `POST /modules/{name}/{version}/retire` "
+                    "and `POST /modules/gc` need the admin token. With `--token-file`, "
                     "command and read routes need one of its tokens (or the admin token); "
                     "without one they are open.",
                 }
