@@ -199,6 +199,34 @@ def test_publish_builds_locally_and_uploads_with_the_admin_token(
         assert event["metadata"]["thaloModuleVersion"] == "0.2.0"
 
 
+def test_a_breaking_publish_through_the_server_is_refused_before_the_build(
+    private_store: str, tmp_path: Path, cwd: Path
+) -> None:
+    """The server runs the compatibility check on the ESDL alone; nothing is built."""
+    project = bumped_copy(EXAMPLES / "counter", tmp_path / "counter", "0.2.0")
+    esdl = project / "counter.esdl"
+    esdl.write_text(
+        esdl.read_text().replace(
+            "event Incremented {\n  amount: Int", "event Incremented {\n  amount: String", 1
+        )
+    )
+    cache = tmp_path / "cache"
+    with serving(private_store, capture=True) as server:
+        refused = thalo(
+            *("publish", str(project), "--url", server.url, "--token", server.admin_token),
+            cwd=cwd,
+            code=2,
+            env={"THALO_CACHE_DIR": str(cache)},
+        )
+        assert "IncompatibleSchema" in refused.stderr
+        assert "! Incremented.amount: retyped (Int -> String)" in refused.stderr
+        assert not cache.exists(), "the refused publish built the project"
+        listed = json.loads(
+            thalo("modules", "Counter", "--json", "--url", server.url, cwd=cwd).stdout
+        )
+        assert [m["version"] for m in listed] == ["0.1.0"]
+
+
 def test_modules_retire_and_gc_through_the_server(private_store: str, cwd: Path) -> None:
     with serving(private_store, capture=True) as server:
         url = ("--url", server.url)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from components import Built, publish_all
-from helpers import fresh_database, unique
+from helpers import EXAMPLES, fresh_database, unique
 from serving import ADMIN_TOKEN, Served, post, problem, serving
 
 from thalo.registry import Registry
@@ -172,3 +172,54 @@ def test_gc_over_http_reports_the_figures(http: httpx.Client, own_store: str) ->
     assert {k: collected[k] for k in ("blobs", "raw_bytes", "stored_bytes")} == asyncio.run(
         _usage(own_store)
     )
+
+
+COUNTER_ESDL = (EXAMPLES / "counter" / "counter.esdl").read_text("utf-8")
+
+
+def counter_esdl(version: str, old: str = "", new: str = "") -> str:
+    text = COUNTER_ESDL.replace('version = "0.1.0"', f'version = "{version}"')
+    assert old in text
+    return text.replace(old, new, 1) if old else text
+
+
+def test_the_compatibility_check_answers_before_any_build(http: httpx.Client) -> None:
+    """``POST /modules/compatibility``: what ``thalo publish --url`` asks before building."""
+    check = "/modules/compatibility"
+    fine = http.post(
+        check,
+        json={
+            "schema": counter_esdl(
+                "0.2.0", "  sequence: Long?\n}", "  sequence: Long?\n  note: String?\n}"
+            )
+        },
+        headers=ADMIN,
+    )
+    assert fine.status_code == 200, fine.text
+    body = fine.json()
+    assert body["diff"]["old_version"] == "0.1.0" and body["diff"]["breaking"] is False
+    assert body["rendered"].splitlines() == [
+        "Counter 0.1.0 -> 0.2.0",
+        "    Incremented.note: added, optional (String?)",
+    ]
+
+    retyped = counter_esdl(
+        "0.2.0", "event Incremented {\n  amount: Int", "event Incremented {\n  amount: String"
+    )
+    refused = problem(
+        http.post(check, json={"schema": retyped}, headers=ADMIN), 409, "IncompatibleSchema"
+    )
+    assert refused["changes"] == ["! Incremented.amount: retyped (Int -> String) — BREAKING"]
+    allowed = http.post(
+        check, params={"allow_breaking": "true"}, json={"schema": retyped}, headers=ADMIN
+    )
+    assert allowed.status_code == 200 and allowed.json()["diff"]["breaking"] is True
+
+    broken = problem(
+        http.post(check, json={"schema": "aggregate {"}, headers=ADMIN), 400, "SchemaError"
+    )
+    assert "1:" in broken["detail"]
+    problem(http.post(check, json={"esdl": COUNTER_ESDL}, headers=ADMIN), 400, "UsageError")
+    for headers in ({}, {"Authorization": f"Bearer {CLIENT}"}):
+        assert http.post(check, json={"schema": retyped}, headers=headers).status_code in (401, 403)
+    assert [r["version"] for r in records(http, "Counter")][-1] == "0.1.0", "nothing published"

@@ -35,6 +35,7 @@ ADMIN_OPERATIONS = {
     ("/modules", "post"),
     ("/modules/{name}/{version}/retire", "post"),
     ("/modules/gc", "post"),
+    ("/modules/compatibility", "post"),
 }
 
 
@@ -364,6 +365,7 @@ def test_the_fixed_routes_are_documented(doc: dict[str, Any]) -> None:
         "/modules/{name}": {"get"},
         "/modules/{name}/{version}/retire": {"post"},
         "/modules/gc": {"post"},
+        "/modules/compatibility": {"post"},
         "/healthz": {"get"},
         "/readyz": {"get"},
         "/metrics": {"get"},

@@ -110,9 +110,17 @@ def _precheck(upload: _Upload, url: str | None, token: str | None) -> dict[str, 
     return None if existing is None else existing.to_dict()
 
 
-def _compatibility(schema: Schema, allow_breaking: bool) -> list[str]:
-    """The compatibility check before any build (registry/compatibility.py): raises
-    ``IncompatibleSchema`` when refused; returns the diff's lines to show after publishing."""
+def _compatibility(
+    upload: _Upload, allow_breaking: bool, url: str | None, token: str | None
+) -> list[str]:
+    """The compatibility check before any build (registry/compatibility.py), here or on the
+    server: raises ``IncompatibleSchema`` when refused; the diff to show after publishing."""
+    schema = upload.schema
+    if url:
+        with connect(url, token) as client:
+            outcome = client.compatibility(upload.schema_text, allow_breaking=allow_breaking)
+        rendered = outcome.get("rendered")
+        return [rendered] if isinstance(rendered, str) else []
 
     async def check(store: MessageStore) -> list[str]:
         from thalo.registry import Registry
@@ -159,7 +167,7 @@ def publish(
                 "nothing to do"
             )
         return
-    changes = [] if url else _compatibility(upload.schema, allow_breaking)
+    changes = _compatibility(upload, allow_breaking, url, token)
     wasm = upload.wasm
     if upload.project is not None:
         from thalo.cli.build import build_project

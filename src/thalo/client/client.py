@@ -272,6 +272,17 @@ class _Api:
     def _modules_request(self, name: str | None) -> _Request:
         return _Request("GET", "/modules" if name is None else f"/modules/{_segment(name)}")
 
+    def _compatibility_request(self, schema_text: str, allow_breaking: bool) -> _Request:
+        params = {"allow_breaking": "true"} if allow_breaking else None
+        body = orjson.dumps({"schema": schema_text})
+        return _Request(
+            "POST",
+            "/modules/compatibility",
+            params,
+            headers={"content-type": "application/json"},
+            content=body,
+        )
+
     def _retire_request(self, name: str, version: str) -> _Request:
         return _Request("POST", f"/modules/{_segment(name)}/{_segment(version)}/retire")
 
@@ -671,6 +682,13 @@ class Client(_Api):
         body: dict[str, Any] = self._json(self._call(self._modules_request(name)))
         return body
 
+    def compatibility(self, schema_text: str, *, allow_breaking: bool = False) -> dict[str, Any]:
+        """The compatibility check a publish of ``schema_text`` runs, before any build
+        (admin token): ``{"diff", "rendered"}``, or ``IncompatibleSchema`` when refused."""
+        request = self._compatibility_request(schema_text, allow_breaking)
+        outcome: dict[str, Any] = self._json(self._call(request))
+        return outcome
+
     def retire(self, name: str, version: str) -> dict[str, Any]:
         """Stop new commands on ``name`` ``version``; its retired record. Needs the admin
         token; idempotent; ``ModuleNotFound`` when that version is not published."""
@@ -909,6 +927,14 @@ class AsyncClient(_Api):
         """One aggregate's versions, latest ESDL and JSON Schemas (``GET /modules/{name}``)."""
         body: dict[str, Any] = self._json(await self._call(self._modules_request(name)))
         return body
+
+    async def compatibility(
+        self, schema_text: str, *, allow_breaking: bool = False
+    ) -> dict[str, Any]:
+        """The compatibility check of a publish, before any build (see ``Client``)."""
+        request = self._compatibility_request(schema_text, allow_breaking)
+        outcome: dict[str, Any] = self._json(await self._call(request))
+        return outcome
 
     async def retire(self, name: str, version: str) -> dict[str, Any]:
         """Stop new commands on ``name`` ``version``; its retired record (see ``Client.retire``)."""

@@ -45,6 +45,7 @@ from thalo.errors import (
     UnsupportedMediaType,
     UsageError,
 )
+from thalo.esdl import parse
 from thalo.runtime import REPLY_CATEGORY, Recorded
 from thalo.server.auth import Access
 from thalo.server.config import ServerConfig
@@ -561,6 +562,27 @@ async def retire(request: Request, service: Service) -> Response:
     return _json(record.to_dict())
 
 
+async def compatibility(request: Request, service: Service) -> Response:
+    """The compatibility check of a publish, before anything is built: ``{"schema": ESDL}``
+    in; the diff against the published versions out, or 409 ``IncompatibleSchema``."""
+    _access(request, service.config, admin=True, action="checking modules")
+    body = await _json_object(request, service.config)
+    schema_text = body.get("schema")
+    if not isinstance(schema_text, str):
+        raise UsageError('the body must be {"schema": "<ESDL text>"}')
+    schema = parse(schema_text, "schema")
+    outcome = await service.runtime.registry.compatibility(schema)
+    outcome.require(allow_breaking=_flag(request, "allow_breaking"))
+    diff = outcome.diff
+    changed = diff is not None and bool(diff.changes)
+    return _json(
+        {
+            "diff": None if diff is None else diff.to_dict(),
+            "rendered": diff.render() if diff is not None and changed else None,
+        }
+    )
+
+
 async def gc(request: Request, service: Service) -> Response:
     _access(request, service.config, admin=True, action="collecting module garbage")
     return _json(await service.runtime.registry.collect_garbage())
@@ -668,6 +690,7 @@ ROUTES: list[tuple[str, Handler, list[str]]] = [
     ("/modules", publish, ["POST"]),
     ("/modules", modules, ["GET"]),
     ("/modules/gc", gc, ["POST"]),
+    ("/modules/compatibility", compatibility, ["POST"]),
     ("/modules/{name}/{version}/retire", retire, ["POST"]),
     ("/modules/{name}", module, ["GET"]),
     ("/healthz", healthz, ["GET"]),

@@ -95,6 +95,7 @@ _REPLY_ERRORS = (400, 401, 403, 404, 409, 412, 422, 500, 503, 504)
 _READ_ERRORS = (400, 401, 403, 500, 503)
 _PUBLISH_ERRORS = (400, 401, 403, 408, 409, 413, 415, 500, 503)
 _LIST_ERRORS = (401, 403, 500, 503)
+_CHECK_ERRORS = (400, 401, 403, 408, 409, 413, 415, 500, 503)
 _MODULE_ERRORS = (401, 403, 404, 500, 503)
 
 
@@ -358,6 +359,26 @@ def _fixed_schemas() -> dict[str, Any]:
             title="ModuleGarbage",
             description="What garbage collection removed and what the registry keeps "
             "(`thalo modules gc --json`).",
+        ),
+        "SchemaCheck": _object(
+            {"schema": _string(description="The ESDL text of the version to publish.")},
+            title="SchemaCheck",
+        ),
+        "Compatibility": _object(
+            {
+                "diff": {
+                    "oneOf": [{"type": "null"}, {"type": "object"}],
+                    "description": "The diff against the newest published version, field by "
+                    "field (`thalo esdl diff --json`); null when nothing is published or "
+                    "the version is not new.",
+                },
+                "rendered": {
+                    "oneOf": [{"type": "null"}, {"type": "string"}],
+                    "description": "The same diff as `thalo publish` prints it; null when "
+                    "nothing changed.",
+                },
+            },
+            title="Compatibility",
         ),
         "ModuleDetail": _object(
             {
@@ -680,6 +701,22 @@ def _fixed_paths() -> dict[str, Any]:
                 security=[{"bearer": []}],
             )
         },
+        "/modules/compatibility": {
+            "post": _operation(
+                "checkModuleCompatibility",
+                "modules",
+                "Check a version before building it",
+                "The compatibility check `POST /modules` runs, on the ESDL alone (admin token): "
+                "the new version against the published ones and the event types stored. "
+                "A breaking change nothing upcasts is 409 `IncompatibleSchema` unless "
+                "`allow_breaking`; `thalo publish --url` asks this before it builds.",
+                parameters=[_param("AllowBreaking")],
+                request_body={"required": True, "content": _json(_ref("SchemaCheck"))},
+                responses=ok("What a publish would accept.", _json(_ref("Compatibility"))),
+                errors=_CHECK_ERRORS,
+                security=[{"bearer": []}],
+            )
+        },
         "/modules/{name}/{version}/retire": {
             "post": _operation(
                 "retireModule",
@@ -945,8 +982,9 @@ def openapi_document(
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "`POST /modules`, `POST /modules/{name}/{version}/retire` "
-                    "and `POST /modules/gc` need the admin token. With `--token-file`, "
+                    "description": "`POST /modules`, `POST /modules/compatibility`, "
+                    "`POST /modules/{name}/{version}/retire` and `POST /modules/gc` need the "
+                    "admin token. With `--token-file`, "
                     "command and read routes need one of its tokens (or the admin token); "
                     "without one they are open.",
                 }
