@@ -101,7 +101,7 @@ def server_options(command: F) -> F:
         metavar="TOKEN",
         default=None,
         show_envvar=True,
-        help="Bearer token for --url (the admin token for publish).",
+        help="Bearer token for --url (the admin token for publish, retire and gc).",
     )(command)
     return click.option(
         "--url",
