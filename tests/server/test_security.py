@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from components import Built
+from helpers import unique
 from serving import ADMIN_TOKEN, JSON, Served, post, problem, serving
 
 pytestmark = pytest.mark.wasm
@@ -57,9 +58,14 @@ def test_publishing_needs_the_admin_token(sqlite_store: str, counter_v2: Built) 
             401,
             "Unauthorized",
         )
+        commands = f"{served.url}/aggregates/Counter/{unique('c')}/commands/increment"
+        before = httpx.post(commands, json={"amount": 1}, headers=served.admin_headers)
+        assert before.json()["events"][0]["metadata"]["thaloModuleVersion"] == "0.1.0"
         published = httpx.post(url, files=files, headers=served.admin_headers, timeout=120)
         assert published.status_code == 201, published.text
         assert published.json()["version"] == "0.2.0"
+        after = httpx.post(commands, json={"amount": 1}, headers=served.admin_headers)
+        assert after.json()["events"][0]["metadata"]["thaloModuleVersion"] == "0.2.0"
         assert published.headers["location"] == "/modules/Counter"
         again = httpx.post(url, files=files, headers=served.admin_headers, timeout=120)
         assert again.status_code == 201  # the very same module: idempotent

@@ -487,6 +487,7 @@ async def publish(request: Request, service: Service) -> Response:
         source_digest=digest,
         allow_breaking=_flag(request, "allow_breaking"),
     )
+    service.runtime.modules.recheck()  # this server's next command runs on it, not in 1 s
     return _json(record.to_dict(), 201, {"Location": f"/modules/{record.name}"})
 
 
