@@ -73,9 +73,20 @@ def test_builds_can_opt_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.slow
 @needs_compiler
 def test_two_builds_of_one_source_differ_only_in_a_few_bytes(
-    built: dict[str, Built], tmp_path: Path
+    built: dict[str, Built], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A fresh build (its own cache) against the suite's build of examples/counter."""
+    """A fresh build (its own cache) against the suite's build of examples/counter, made
+    as on another machine: a ``python3`` on PATH whose site-packages hold other packages
+    (componentize-py would mount them into the guest)."""
+    packages = tmp_path / "elsewhere" / "site-packages"
+    for name in ("requests", "numpy", "attr"):
+        (packages / name).mkdir(parents=True)
+        (packages / name / "__init__.py").write_text("")
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "python3").write_text(f"#!/bin/sh\necho '{packages}'\n")
+    (shim / "python3").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
     fresh = build_project(EXAMPLES / "counter", tmp_path / "counter.wasm", cache_root=tmp_path)
     assert not fresh.cached
     ours, theirs = fresh.path.read_bytes(), built["Counter"].wasm

@@ -350,7 +350,8 @@ def _inputs_key(app: Path, wit: Path, *, fixed_entropy: bool) -> str:
     digest = hashlib.sha256()
     entropy = "fixed" if fixed_entropy else "os"
     digest.update(
-        f"componentize-py {version('componentize-py')};stub-wasi;{WORLD};entropy={entropy}".encode()
+        f"componentize-py {version('componentize-py')};stub-wasi;{WORLD};entropy={entropy};"
+        "site-packages=none".encode()
     )
     for base, label in ((app, "app"), (wit, "wit")):
         for path in sorted(p for p in base.rglob("*") if p.is_file()):
@@ -367,6 +368,12 @@ def _componentize(app: Path, wit: Path, out: Path, preload: dict[str, str]) -> N
     }
     env["PYTHONHASHSEED"] = "0"
     env.update(preload)  # fixed entropy: see thalo.wasm.entropy
+    # componentize-py mounts the site-packages of $VIRTUAL_ENV (else of whatever
+    # `python3` is on PATH) into the guest; an empty one keeps the host's packages out,
+    # so the snapshot is the same in every environment.
+    empty = app.parent / "no-packages"
+    (empty / "lib" / "site-packages").mkdir(parents=True, exist_ok=True)
+    env["VIRTUAL_ENV"] = str(empty)
     argv = [
         sys.executable,
         "-c",
