@@ -65,6 +65,14 @@ def _size(text: str, option: str) -> int:
 @click.option("--cache-size", type=click.IntRange(1), default=10_000, show_default=True)
 @click.option("--snapshot-every", type=click.IntRange(0), default=100, show_default=True)
 @click.option(
+    "--module-check-interval",
+    type=click.FloatRange(0.0),
+    default=1.0,
+    show_default=True,
+    help="Seconds between asks of the registry for versions other processes published "
+    "or retired (this server's own publishes and retirements apply at once).",
+)
+@click.option(
     "--body-timeout",
     type=click.FloatRange(0.1),
     default=10.0,
@@ -94,6 +102,7 @@ def serve(
     group_size: int | None,
     cache_size: int,
     snapshot_every: int,
+    module_check_interval: float,
     body_timeout: float,
     shutdown_timeout: float,
 ) -> None:
@@ -127,6 +136,7 @@ def serve(
         group_size=group_size,
         cache_size=cache_size,
         snapshot_every=snapshot_every,
+        module_check_interval=module_check_interval,
         body_timeout=body_timeout,
         shutdown_timeout=shutdown_timeout,
     )

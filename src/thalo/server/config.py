@@ -32,5 +32,6 @@ class ServerConfig:
     group_size: int | None = None
     cache_size: int = 10_000
     snapshot_every: int = 100
+    module_check_interval: float = 1.0
     stream_poll_interval: float = 0.25
     keepalive_interval: float = 15.0

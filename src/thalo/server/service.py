@@ -72,7 +72,10 @@ class Service:
         config = self.config
         self._store = await open_store(config.store_url)
         self._runtime = Runtime(
-            self._store, cache_size=config.cache_size, snapshot_every=config.snapshot_every
+            self._store,
+            cache_size=config.cache_size,
+            snapshot_every=config.snapshot_every,
+            module_check_interval=config.module_check_interval,
         )
         await self._runtime.registry.ensure_schema()
         self.metrics.watch(self._runtime, self)
