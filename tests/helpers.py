@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,30 @@ def fresh_database(base_url: str) -> Iterator[str]:
 
 
 THALO = str(Path(sys.executable).with_name("thalo"))
+
+
+def readme_blocks(heading: str, lang: str = "bash") -> list[str]:
+    """The ``lang`` code blocks of the README's ``## heading`` section, in order."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{lang}\n(.*?)```", section, re.S)
+
+
+def run_readme_script(
+    script: str, cwd: Path, *, flags: str = "-euo", timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Runs a README bash ``script`` as a user would: this Python's ``thalo`` first on
+    PATH, the default store (no ``THALO_STORE``), ``env`` added."""
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    environment.pop("THALO_STORE", None)
+    return subprocess.run(
+        ["bash", flags, "pipefail", "-c", script],
+        cwd=cwd,
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def thalo_cli(

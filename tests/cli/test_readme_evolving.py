@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, readme_blocks, run_readme_script
 
 pytestmark = pytest.mark.wasm
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def evolving_section() -> str:
-    """The section's bash block."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Evolving an aggregate", 1)[1].split("\n## ", 1)[0]
-    [bash] = re.findall(r"```bash\n(.*?)```", section, re.S)
-    return bash
 
 
 def test_the_readme_evolving_section_runs_as_written(tmp_path: Path) -> None:
@@ -29,20 +18,8 @@ def test_the_readme_evolving_section_runs_as_written(tmp_path: Path) -> None:
         tmp_path / "examples",
         ignore=shutil.ignore_patterns("dist", "__pycache__"),
     )
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "COLUMNS": "250",
-    }
-    env.pop("THALO_STORE", None)
-    done = subprocess.run(
-        ["bash", "-euxo", "pipefail", "-c", evolving_section()],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    [bash] = readme_blocks("Evolving an aggregate")
+    done = run_readme_script(bash, tmp_path, flags="-euxo", COLUMNS="250")
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     esdl = (tmp_path / "bank_v2" / "bank_account.esdl").read_text()

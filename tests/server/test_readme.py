@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import readme_blocks, run_readme_script
 from serving import free_port
 
 pytestmark = pytest.mark.wasm
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def service_section() -> tuple[str, str]:
-    """The section's bash block and Python block."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Run it as a service", 1)[1].split("\n## ", 1)[0]
-    [bash] = re.findall(r"```bash\n(.*?)```", section, re.S)
-    [python] = re.findall(r"```python\n(.*?)```", section, re.S)
-    return bash, python
 
 
 def test_the_readme_service_section_runs_as_written(published_sqlite: Path, tmp_path: Path) -> None:
-    bash, python = service_section()
+    [bash] = readme_blocks("Run it as a service")
+    [python] = readme_blocks("Run it as a service", "python")
     port = str(free_port())
     bash, python = bash.replace("4433", port), python.replace("4433", port)
     # the state the README's first command leaves: Counter published in ./.thalo/thalo.db
@@ -35,16 +24,7 @@ def test_the_readme_service_section_runs_as_written(published_sqlite: Path, tmp_
     (tmp_path / "client.py").write_text(python)
     script = bash.replace("thalo serve &", f"thalo serve --port {port} &", 1)
     script += f"\n{sys.executable} client.py\nkill %1\nwait\n"
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("THALO_STORE", None)
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_readme_script(script, tmp_path, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert '"status":"ready"' in out
