@@ -13,6 +13,7 @@ __all__ = [
     "class_name_of",
     "module_name_of",
     "new",
+    "read_project",
     "refuse_existing",
     "scaffold",
     "write_files",
@@ -28,7 +29,24 @@ import click
 from thalo.errors import BuildError
 
 if TYPE_CHECKING:
-    from thalo.wasm.build import BuildResult
+    from thalo.esdl import Schema
+    from thalo.wasm.build import BuildResult, Project
+    from thalo.wasm.build_js import JsProject
+
+
+def read_project(path: Path) -> tuple[Project | JsProject, str, Schema]:
+    """A project directory's config, ESDL text and parsed schema: a TypeScript/JavaScript
+    project if it has a ``package.json`` (and no Python thalo config), else Python."""
+    from thalo.esdl import parse
+    from thalo.wasm.build import load_project
+    from thalo.wasm.build_js import is_js_project, load_js_project
+
+    project = load_js_project(path) if is_js_project(path) else load_project(path)
+    try:
+        text = project.schema.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BuildError(f"cannot read {project.schema}: {exc}") from exc
+    return project, text, parse(text, str(project.schema))
 
 
 def build_project(
@@ -41,23 +59,13 @@ def build_project(
     componentize-py. Raises ``SchemaError`` for a bad schema and ``BuildError`` for
     everything else.
     """
-    from thalo.esdl import generate_python, generate_typescript, parse
-    from thalo.wasm.build import build_component, load_project
-    from thalo.wasm.build_js import (
-        JsProject,
-        build_js_component,
-        is_js_project,
-        load_js_project,
-    )
+    from thalo.esdl import generate_python, generate_typescript
+    from thalo.wasm.build import build_component
+    from thalo.wasm.build_js import JsProject, build_js_component
 
     if not path.is_dir():
         raise BuildError(f"{path} is not a directory: thalo build expects a project directory")
-    project = load_js_project(path) if is_js_project(path) else load_project(path)
-    try:
-        text = project.schema.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BuildError(f"cannot read {project.schema}: {exc}") from exc
-    schema = parse(text, str(project.schema))
+    project, _, schema = read_project(path)
     if isinstance(project, JsProject):
         return build_js_component(
             project,

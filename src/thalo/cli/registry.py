@@ -45,22 +45,11 @@ def _read(paths: tuple[Path, ...]) -> _Upload:
     from thalo.esdl import parse
 
     if len(paths) == 1 and paths[0].is_dir():
-        from thalo.wasm.build import load_project, source_digest
-        from thalo.wasm.build_js import (
-            JsProject,
-            is_js_project,
-            js_source_digest,
-            load_js_project,
-        )
+        from thalo.cli.build import read_project
+        from thalo.wasm.build import source_digest
+        from thalo.wasm.build_js import JsProject, js_source_digest
 
-        project: Any = (
-            load_js_project(paths[0]) if is_js_project(paths[0]) else load_project(paths[0])
-        )
-        try:
-            schema_text = project.schema.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BuildError(f"cannot read {project.schema}: {exc}") from exc
-        schema = parse(schema_text, str(project.schema))
+        project, schema_text, schema = read_project(paths[0])
         if isinstance(project, JsProject):
             digest = js_source_digest(project, schema.to_esdl())
         else:
@@ -127,8 +116,7 @@ def _compatibility(
 
         outcome = await Registry(store).compatibility(schema)
         outcome.require(allow_breaking=allow_breaking)
-        diff = outcome.diff
-        return [diff.render()] if diff is not None and diff.changes else []
+        return [] if outcome.rendered is None else [outcome.rendered]
 
     return run_with_store(check)
 

@@ -64,6 +64,12 @@ class Compatibility:
         """The breaking changes nothing upcasts: a publish refuses them."""
         return self.diff.breaking if self.diff is not None else ()
 
+    @property
+    def rendered(self) -> str | None:
+        """The diff as ``thalo publish`` prints it; None when nothing changed."""
+        diff = self.diff
+        return diff.render() if diff is not None and diff.changes else None
+
     def require(self, *, allow_breaking: bool = False) -> None:
         """Raise ``IncompatibleSchema`` (exit 2, HTTP 409) for refused changes, unless allowed."""
         diff = self.diff

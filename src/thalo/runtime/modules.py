@@ -3,7 +3,8 @@
 Each runtime process asks the registry for the newest publish or retirement at
 most once per ``check_interval`` seconds, so a new (or retired) version serves
 (or stops serving) new commands within about that time without a restart;
-``recheck`` makes the next use ask at once (the server calls it after a retirement).
+``recheck`` makes the next use ask at once (the server calls it after a publish or a
+retirement through it).
 Compiled components are reused by content hash.
 """
 

@@ -487,7 +487,7 @@ async def publish(request: Request, service: Service) -> Response:
         source_digest=digest,
         allow_breaking=_flag(request, "allow_breaking"),
     )
-    service.runtime.modules.recheck()  # this server's next command runs on it, not in 1 s
+    service.runtime.modules.recheck()  # this server's next command runs on it at once
     return _json(record.to_dict(), 201, {"Location": f"/modules/{record.name}"})
 
 
@@ -559,7 +559,7 @@ async def retire(request: Request, service: Service) -> Response:
     _access(request, service.config, admin=True, action="retiring modules")
     name, version = request.path_params["name"], request.path_params["version"]
     record = await service.runtime.registry.retire(name, version)
-    service.runtime.modules.recheck()  # this server's next command sees it, not in 1 s
+    service.runtime.modules.recheck()  # this server's next command sees it at once
     return _json(record.to_dict())
 
 
@@ -575,13 +575,7 @@ async def compatibility(request: Request, service: Service) -> Response:
     outcome = await service.runtime.registry.compatibility(schema)
     outcome.require(allow_breaking=_flag(request, "allow_breaking"))
     diff = outcome.diff
-    changed = diff is not None and bool(diff.changes)
-    return _json(
-        {
-            "diff": None if diff is None else diff.to_dict(),
-            "rendered": diff.render() if diff is not None and changed else None,
-        }
-    )
+    return _json({"diff": None if diff is None else diff.to_dict(), "rendered": outcome.rendered})
 
 
 async def gc(request: Request, service: Service) -> Response:
