@@ -27,6 +27,7 @@ __all__ = [
     "build_component",
     "cached_build",
     "deliver",
+    "digest_sources",
     "find_wit_dir",
     "load_project",
     "source_digest",
@@ -236,15 +237,19 @@ def source_digest(project: Project, schema_text: str) -> str:
     republishing unchanged source after upgrading thalo is still recognised as
     the same version. Reads files only: milliseconds, no build.
     """
-    digest = hashlib.sha256()
     entry = f"{project.module}:{project.class_name};{project.generated}"
-    digest.update(f"thalo-source/1\0{entry}\0{schema_text}".encode())
     generated_file = Path(f"{project.generated}.py")
-    for relative in _project_files(project.root):
-        if relative == generated_file:
-            continue
+    files = [f for f in _project_files(project.root) if f != generated_file]
+    return digest_sources(f"thalo-source/1\0{entry}\0{schema_text}", project.root, files)
+
+
+def digest_sources(header: str, root: Path, files: list[Path]) -> str:
+    """The sha256 of ``header`` and each of ``files`` (relative to ``root``) by name and
+    content: the source digest of a Python or a TypeScript project."""
+    digest = hashlib.sha256(header.encode())
+    for relative in files:
         digest.update(f"\0{relative.as_posix()}\0".encode())
-        digest.update((project.root / relative).read_bytes())
+        digest.update((root / relative).read_bytes())
     return digest.hexdigest()
 
 

@@ -45,7 +45,14 @@ from pathlib import Path
 from typing import Any
 
 from thalo.errors import BuildError
-from thalo.wasm.build import WORLD, BuildResult, cached_build, deliver, find_wit_dir
+from thalo.wasm.build import (
+    WORLD,
+    BuildResult,
+    cached_build,
+    deliver,
+    digest_sources,
+    find_wit_dir,
+)
 from thalo.wasm.cachedir import default_cache_dir
 
 # componentize-js features, all disabled: no stdio, clocks, random, HTTP or fetch-event
@@ -186,15 +193,9 @@ def js_source_digest(project: JsProject, schema_text: str) -> str:
     """The sha256 of what the author controls in a build (``source_digest`` for Python
     projects): entry, class, the canonical schema and every source the build stages,
     not the toolchain. Reads files only."""
-    digest = hashlib.sha256()
     entry = f"{project.module}:{project.class_name or ''};{project.generated}"
-    digest.update(f"thalo-source-js/1\0{entry}\0{schema_text}".encode())
-    for relative in _project_files(project.root):
-        if relative.as_posix() == project.generated:
-            continue
-        digest.update(f"\0{relative.as_posix()}\0".encode())
-        digest.update((project.root / relative).read_bytes())
-    return digest.hexdigest()
+    files = [f for f in _project_files(project.root) if f.as_posix() != project.generated]
+    return digest_sources(f"thalo-source-js/1\0{entry}\0{schema_text}", project.root, files)
 
 
 def _check_class(project: JsProject, class_name: str) -> None:
